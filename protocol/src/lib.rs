@@ -1,0 +1,50 @@
+//! Hotline report protocol v1, as specified in `SPEC.md`.
+//!
+//! Everything a reporter's device, the gateway and the hotline must agree on,
+//! with no I/O, so the same code can go into a phone app unchanged: the
+//! messages and their bounded CBOR codec, the HPKE envelope, the signed key
+//! document, the hotline's keys as PEM, receipt codes and padding.
+#![forbid(unsafe_code)]
+
+pub mod cbor;
+pub mod envelope;
+pub mod keydoc;
+pub mod keys;
+pub mod messages;
+pub mod receipt;
+pub mod report;
+
+pub use cbor::{DecodeError, Limits};
+pub use envelope::{open, seal, Aead, Envelope, SealError};
+pub use keydoc::{KeyDocError, KeyDocument};
+pub use keys::{
+    fingerprint, HpkePublicKey, HpkeSecretKey, KeyError, Kid, SigningKey, VerifyingKey,
+};
+pub use messages::{AckAnswer, AckRequest, ErrorBody, StaffItem, StaffList, SubmitAnswer};
+pub use receipt::{ReceiptCode, ReceiptError};
+pub use report::{Category, HashAlg, ImageHash, PadError, Report, PAD_BUCKETS};
+
+/// The media type of every protocol message.
+pub const MEDIA_TYPE: &str = "application/cbor";
+
+/// Pads, encodes and seals a report to the hotline key: what a client sends.
+pub fn seal_report(
+    report: &Report,
+    recipient: &HpkePublicKey,
+    aead: Aead,
+    rng: &dyn ring::rand::SecureRandom,
+) -> Result<Envelope, SealError> {
+    report.validate()?;
+    let plaintext = report
+        .encode_padded()
+        .map_err(|e| SealError::TooLarge(e.0))?;
+    seal(recipient, aead, &plaintext, rng)
+}
+
+/// Decodes and opens an envelope's bytes with the hotline key: what the
+/// hotline does with each record it receives.
+pub fn open_report(secret: &HpkeSecretKey, envelope_bytes: &[u8]) -> Result<Report, SealError> {
+    let envelope = Envelope::decode(envelope_bytes)?;
+    let plaintext = open(secret, &envelope)?;
+    Ok(Report::decode(&plaintext)?)
+}

@@ -1,0 +1,382 @@
+//! The report: what the reporter saw, as the hotline reads it after opening.
+//!
+//! Unknown fields are kept byte for byte so that a v1 reader passes on what a
+//! newer client added. `pad` is never kept: it only hides the length.
+
+use core::fmt;
+use core::str::FromStr;
+
+use crate::cbor::{head_len, DecodeError, Limits, Reader, Writer};
+use crate::envelope::VERSION;
+
+/// What kind of abuse the report is about, after the Luxembourg Terminology
+/// Guidelines (2016).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// Child sexual abuse material.
+    Csam,
+    /// An adult building trust with a child to abuse them.
+    Grooming,
+    /// Threats to share sexual images unless demands are met.
+    Sextortion,
+    /// Abuse streamed live.
+    Livestream,
+    /// Images a child made of themselves, now shared.
+    SelfGenerated,
+    /// Anything else.
+    Other,
+}
+
+impl Category {
+    /// Every category, in the order a form lists them.
+    pub const ALL: [Category; 6] = [
+        Category::Csam,
+        Category::Grooming,
+        Category::Sextortion,
+        Category::Livestream,
+        Category::SelfGenerated,
+        Category::Other,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Csam => "csam",
+            Category::Grooming => "grooming",
+            Category::Sextortion => "sextortion",
+            Category::Livestream => "livestream",
+            Category::SelfGenerated => "self-generated",
+            Category::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Category {
+    type Err = DecodeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Category::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or(DecodeError::InvalidValue {
+                field: "category",
+                reason: "not a v1 category",
+            })
+    }
+}
+
+/// Hash algorithms for images hashed on the device instead of being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HashAlg {
+    /// SHA-256 of the file, 32 bytes.
+    Sha256,
+    /// PDQ perceptual hash, 32 bytes.
+    Pdq,
+    /// MD5 of the file, 16 bytes (still what many hash lists use).
+    Md5,
+}
+
+impl HashAlg {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashAlg::Sha256 => "sha256",
+            HashAlg::Pdq => "pdq",
+            HashAlg::Md5 => "md5",
+        }
+    }
+
+    /// The length of a value of this algorithm.
+    pub fn value_len(self) -> usize {
+        match self {
+            HashAlg::Sha256 | HashAlg::Pdq => 32,
+            HashAlg::Md5 => 16,
+        }
+    }
+}
+
+impl FromStr for HashAlg {
+    type Err = DecodeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sha256" => Ok(HashAlg::Sha256),
+            "pdq" => Ok(HashAlg::Pdq),
+            "md5" => Ok(HashAlg::Md5),
+            _ => Err(DecodeError::InvalidValue {
+                field: "hashes.alg",
+                reason: "not sha256, pdq or md5",
+            }),
+        }
+    }
+}
+
+/// One image hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageHash {
+    /// The algorithm.
+    pub alg: HashAlg,
+    /// The hash value, of `alg.value_len()` bytes.
+    pub value: Vec<u8>,
+}
+
+/// A report, the plaintext of an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// What it is about.
+    pub category: Category,
+    /// Where it is.
+    pub urls: Vec<String>,
+    /// What the reporter saw, in their words.
+    pub description: Option<String>,
+    /// The reporter's language, BCP 47.
+    pub lang: Option<String>,
+    /// When they saw it, unix seconds.
+    pub seen_at: Option<u64>,
+    /// Which platform or app.
+    pub platform: Option<String>,
+    /// Hashes of images, computed on the device.
+    pub hashes: Vec<ImageHash>,
+    /// How to reach the reporter, if they want to be reached.
+    pub contact: Option<String>,
+    /// An X25519 public key for an encrypted reply.
+    pub reply_key: Option<[u8; 32]>,
+    /// Fields this version does not know, as (key, raw CBOR value).
+    pub extra: Vec<(String, Vec<u8>)>,
+}
+
+/// The plaintext size buckets: a padded report is exactly one of these long.
+pub const PAD_BUCKETS: [usize; 4] = [1024, 4096, 16 * 1024, 64 * 1024];
+
+const KNOWN_FIELDS: [&str; 11] = [
+    "v",
+    "category",
+    "urls",
+    "description",
+    "lang",
+    "seen_at",
+    "platform",
+    "hashes",
+    "contact",
+    "reply_key",
+    "pad",
+];
+
+impl Report {
+    /// A report with only a category; fill the rest as needed.
+    pub fn new(category: Category) -> Report {
+        Report {
+            category,
+            urls: Vec::new(),
+            description: None,
+            lang: None,
+            seen_at: None,
+            platform: None,
+            hashes: Vec::new(),
+            contact: None,
+            reply_key: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Decodes a report within [`Limits::REPORT`].
+    pub fn decode(input: &[u8]) -> Result<Report, DecodeError> {
+        let mut r = Reader::new(input, Limits::REPORT)?;
+        let mut report = Report::new(Category::Other);
+        let mut v = None;
+        let mut category = None;
+        r.for_each_entry("report", |r, key| {
+            match key {
+                "v" => v = Some(r.uint("v")?),
+                "category" => category = Some(r.text("category")?.parse()?),
+                "urls" => {
+                    let n = r.array("urls")?;
+                    for _ in 0..n {
+                        report.urls.push(r.text("urls")?.to_owned());
+                    }
+                    r.leave();
+                }
+                "description" => report.description = Some(r.text("description")?.to_owned()),
+                "lang" => report.lang = Some(r.text("lang")?.to_owned()),
+                "seen_at" => report.seen_at = Some(r.uint("seen_at")?),
+                "platform" => report.platform = Some(r.text("platform")?.to_owned()),
+                "hashes" => {
+                    let n = r.array("hashes")?;
+                    for _ in 0..n {
+                        report.hashes.push(read_hash(r)?);
+                    }
+                    r.leave();
+                }
+                "contact" => report.contact = Some(r.text("contact")?.to_owned()),
+                "reply_key" => report.reply_key = Some(r.fixed_bytes("reply_key")?),
+                "pad" => {
+                    r.bytes("pad")?;
+                }
+                other => report
+                    .extra
+                    .push((other.to_owned(), r.raw_value()?.to_vec())),
+            }
+            Ok(())
+        })?;
+        r.finish()?;
+        match v {
+            None => return Err(DecodeError::MissingField("v")),
+            Some(VERSION) => {}
+            Some(other) => return Err(DecodeError::UnsupportedVersion(other)),
+        }
+        report.category = category.ok_or(DecodeError::MissingField("category"))?;
+        Ok(report)
+    }
+
+    /// Number of map entries [`Report::encode`] writes, without `pad`.
+    fn entry_count(&self) -> usize {
+        2 + usize::from(!self.urls.is_empty())
+            + usize::from(self.description.is_some())
+            + usize::from(self.lang.is_some())
+            + usize::from(self.seen_at.is_some())
+            + usize::from(self.platform.is_some())
+            + usize::from(!self.hashes.is_empty())
+            + usize::from(self.contact.is_some())
+            + usize::from(self.reply_key.is_some())
+            + self.extra.len()
+    }
+
+    /// The entries of the map, without its head.
+    fn encode_entries(&self) -> Writer {
+        let mut w = Writer::new();
+        w.text("v").uint(VERSION);
+        w.text("category").text(self.category.as_str());
+        if !self.urls.is_empty() {
+            w.text("urls").array(self.urls.len());
+            for u in &self.urls {
+                w.text(u);
+            }
+        }
+        let texts = [("description", &self.description), ("lang", &self.lang)];
+        for (k, v) in texts {
+            if let Some(v) = v {
+                w.text(k).text(v);
+            }
+        }
+        if let Some(t) = self.seen_at {
+            w.text("seen_at").uint(t);
+        }
+        if let Some(p) = &self.platform {
+            w.text("platform").text(p);
+        }
+        if !self.hashes.is_empty() {
+            w.text("hashes").array(self.hashes.len());
+            for h in &self.hashes {
+                w.map(2)
+                    .text("alg")
+                    .text(h.alg.as_str())
+                    .text("value")
+                    .bytes(&h.value);
+            }
+        }
+        if let Some(c) = &self.contact {
+            w.text("contact").text(c);
+        }
+        if let Some(k) = &self.reply_key {
+            w.text("reply_key").bytes(k);
+        }
+        for (k, v) in &self.extra {
+            w.text(k).raw(v);
+        }
+        w
+    }
+
+    /// Encodes without padding.
+    pub fn encode(&self) -> Vec<u8> {
+        let body = self.encode_entries().into_bytes();
+        let mut w = Writer::new();
+        w.map(self.entry_count()).raw(&body);
+        w.into_bytes()
+    }
+
+    /// Encodes with a `pad` field so the result is exactly one of
+    /// [`PAD_BUCKETS`] long: the smallest that fits. Fails if the report is
+    /// larger than the largest bucket.
+    pub fn encode_padded(&self) -> Result<Vec<u8>, PadError> {
+        let body = self.encode_entries().into_bytes();
+        let entries = self.entry_count() + 1;
+        // map head + body + "pad" key (4 bytes) + bstr head + padding
+        let fixed = head_len(entries as u64) + body.len() + 4;
+        let pad_len = PAD_BUCKETS
+            .iter()
+            .find_map(|&bucket| pad_length(bucket, fixed))
+            .ok_or(PadError(fixed))?;
+        let mut w = Writer::new();
+        w.map(entries)
+            .raw(&body)
+            .text("pad")
+            .bytes(&vec![0u8; pad_len]);
+        Ok(w.into_bytes())
+    }
+
+    /// Checks the fields a v1 client must get right before sealing, so a
+    /// mistake is caught on the device, not by the hotline.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        for h in &self.hashes {
+            if h.value.len() != h.alg.value_len() {
+                return Err(DecodeError::InvalidValue {
+                    field: "hashes.value",
+                    reason: "wrong length for its algorithm",
+                });
+            }
+        }
+        if let Some((k, _)) = self
+            .extra
+            .iter()
+            .find(|(k, _)| KNOWN_FIELDS.contains(&k.as_str()))
+        {
+            return Err(DecodeError::DuplicateField(k.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// The padding length that makes `fixed` plus a bstr head plus padding equal
+/// `bucket`, if there is one.
+fn pad_length(bucket: usize, fixed: usize) -> Option<usize> {
+    [1usize, 2, 3, 5].into_iter().find_map(|head| {
+        let pad = bucket.checked_sub(fixed + head)?;
+        (head_len(pad as u64) == head).then_some(pad)
+    })
+}
+
+/// The report does not fit the largest bucket.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("report of {0} bytes does not fit the largest size bucket (64 KiB)")]
+pub struct PadError(pub usize);
+
+fn read_hash(r: &mut Reader<'_>) -> Result<ImageHash, DecodeError> {
+    let mut alg: Option<HashAlg> = None;
+    let mut value: Option<&[u8]> = None;
+    r.for_each_entry("hashes", |r, key| {
+        match key {
+            "alg" => alg = Some(r.text("hashes.alg")?.parse()?),
+            "value" => value = Some(r.bytes("hashes.value")?),
+            _ => {
+                r.raw_value()?;
+            }
+        }
+        Ok(())
+    })?;
+    let alg = alg.ok_or(DecodeError::MissingField("hashes.alg"))?;
+    let value = value.ok_or(DecodeError::MissingField("hashes.value"))?;
+    if value.len() != alg.value_len() {
+        return Err(DecodeError::InvalidValue {
+            field: "hashes.value",
+            reason: "wrong length for its algorithm",
+        });
+    }
+    Ok(ImageHash {
+        alg,
+        value: value.to_vec(),
+    })
+}
