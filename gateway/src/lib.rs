@@ -1,1 +1,57 @@
-//! placeholder
+//! The hotline report gateway: TLS intake of sealed reports into a durable,
+//! encrypted queue, and the API the hotline uses to take them out.
+//!
+//! The binary in `main.rs` is a thin shell over [`run`], [`setup::install`]
+//! and [`config::Config`], so tests and tools can drive the same code.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod keyset;
+pub mod metrics;
+pub mod ratelimit;
+pub mod server;
+pub mod setup;
+pub mod tls;
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use error::ApiError;
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("keys: {0}")]
+    Keys(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("store: {0}")]
+    Store(#[from] hotline_store::StoreError),
+    #[error("key: {0}")]
+    Key(#[from] hotline_protocol::KeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Seconds since the Unix epoch; 0 if the clock is before 1970.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub use server::run;

@@ -201,19 +201,34 @@ pub fn seal_with_ikm(
     ikm_e: &[u8; 32],
 ) -> Result<Envelope, SealError> {
     let kid = recipient.kid();
+    let (enc, ct) = seal_with_ikm_info(recipient, aead, &info(&kid), plaintext, aad, ikm_e)?;
+    Ok(Envelope { aead, kid, enc, ct })
+}
+
+/// The HPKE base-mode seal under [`seal_with_ikm`], with a caller-chosen
+/// `info`; returns `(enc, ct)`. Exposed only so that the RFC 9180 vector test
+/// (whose `info` is not ours) runs exactly the code production uses.
+#[doc(hidden)]
+pub fn seal_with_ikm_info(
+    recipient: &HpkePublicKey,
+    aead: Aead,
+    info: &[u8],
+    plaintext: &[u8],
+    aad: &[u8],
+    ikm_e: &[u8; 32],
+) -> Result<([u8; 32], Vec<u8>), SealError> {
     let pk = recipient.to_hpke()?;
-    let info = info(&kid);
     let mut rng = IkmRng(*ikm_e);
     let sealed = match aead {
         Aead::ChaCha20Poly1305 => hpke::single_shot_seal_with_rng::<
             ChaCha20Poly1305,
             HkdfSha256,
             Kem,
-        >(&OpModeS::Base, &pk, &info, plaintext, aad, &mut rng),
+        >(&OpModeS::Base, &pk, info, plaintext, aad, &mut rng),
         Aead::Aes128Gcm => hpke::single_shot_seal_with_rng::<AesGcm128, HkdfSha256, Kem>(
             &OpModeS::Base,
             &pk,
-            &info,
+            info,
             plaintext,
             aad,
             &mut rng,
@@ -222,12 +237,7 @@ pub fn seal_with_ikm(
     let (enc, ct) = sealed.map_err(|e| SealError::Hpke(e.to_string()))?;
     let mut enc_raw = [0u8; 32];
     enc_raw.copy_from_slice(&enc.to_bytes());
-    Ok(Envelope {
-        aead,
-        kid,
-        enc: enc_raw,
-        ct,
-    })
+    Ok((enc_raw, ct))
 }
 
 /// Opens an envelope with the hotline private key.

@@ -1,1 +1,4 @@
-//! placeholder
+//! Reference client for apps and industry partners.
+#![forbid(unsafe_code)]
+
+pub mod pdq;

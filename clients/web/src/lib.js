@@ -164,6 +164,9 @@ export function padReport(report) {
 // ---------------------------------------------------------------------------
 // Report building from the form fields (same names as the no-JS form).
 
+// The hotline's decoder takes at most 256 array items (protocol Limits::REPORT).
+export const MAX_URLS = 256;
+
 export const CATEGORIES = ["csam", "grooming", "sextortion", "livestream", "self-generated", "other"];
 
 /** YYYY-MM-DD -> unix seconds at 00:00 UTC, or null if not a real date. */
@@ -186,6 +189,7 @@ export function dateToUnix(s) {
 export function buildReport(f) {
   const r = { v: 1, category: CATEGORIES.indexOf(f.category) >= 0 ? f.category : "other" };
   const urls = (f.urls || "").split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+  if (urls.length > MAX_URLS) throw new RangeError("too many links");
   if (urls.length) r.urls = urls;
   const add = (k, v) => { v = (v || "").trim(); if (v) r[k] = v; };
   add("description", f.description);

@@ -99,6 +99,9 @@ test("buildReport keeps what was typed, drops empty fields", () => {
     lang: "fr", seen_at: 1709164800, platform: "App" });
   assert.deepEqual(buildReport({ category: "nope", seen_at: "29/02/2024" }),
     { v: 1, category: "other", seen_at_text: "29/02/2024" });
+  const many = Array.from({ length: 257 }, (_, i) => "https://e.example/" + i).join("\n");
+  assert.throws(() => buildReport({ category: "csam", urls: many }), RangeError);
+  assert.equal(buildReport({ category: "csam", urls: many.split("\n").slice(1).join("\n") }).urls.length, 256);
   assert.equal(dateToUnix("1970-01-01"), 0);
   assert.equal(dateToUnix("2023-02-29"), null);
   assert.equal(dateToUnix("2024-13-01"), null);

@@ -1,0 +1,149 @@
+//! `hotline-gateway`: the daemon's command line. All logic lives in the library.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hotline_gateway::config::Config;
+use hotline_gateway::setup;
+
+/// The hotline report gateway.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Try it out: make development keys and a self-signed certificate in
+    /// DIR (once), then serve https://127.0.0.1:8443.
+    Demo {
+        /// Data directory.
+        #[arg(long, default_value = "hotline-data")]
+        dir: PathBuf,
+    },
+    /// Write a commented config.toml and fresh keys for a real install.
+    Init {
+        /// Directory to create.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Run the gateway.
+    Run {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Explain every problem in a configuration file, and exit non-zero if any.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo { dir } => demo(dir),
+        Command::Init { dir } => init(dir),
+        Command::Run { config } => Config::load(&config)
+            .map_err(|e| e.to_string())
+            .and_then(serve),
+        Command::CheckConfig { config } => check(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("hotline-gateway: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(dir: PathBuf) -> Result<(), String> {
+    let installed = setup::install(&dir, true).map_err(|e| e.to_string())?;
+    let config = Config::load(&installed.config).map_err(|e| e.to_string())?;
+    println!(
+        "\nHotline gateway DEMO\n\
+         \n  Web form:        https://{addr}/   (self-signed certificate: your browser will warn)\
+         \n  Key id (kid):    {kid}\
+         \n  Signing key fp:  {sfp}\
+         \n  Staff token:     {token}\
+         \n  Hotline keys:    {private}\
+         \n\n  DEMO ONLY: the hotline private key is beside the gateway so you can open\
+         \n  reports here (hotline-staff pull). A real install keeps it on the hotline's\
+         \n  own machine: see `hotline-gateway init` and docs/deployment.md.\n",
+        addr = config.listen.tls,
+        kid = installed.key_fingerprint,
+        sfp = installed.signing_fingerprint,
+        token = installed.staff_token_file.display(),
+        private = installed.private_dir.display(),
+    );
+    serve(config)
+}
+
+fn init(dir: PathBuf) -> Result<(), String> {
+    if dir.join("config.toml").exists() {
+        return Err(format!("{} already holds an install", dir.display()));
+    }
+    let installed = setup::install(&dir, false).map_err(|e| e.to_string())?;
+    println!(
+        "Wrote {config}\n\
+         \nKey id (kid):   {kid}\nSigning key fp: {sfp}\n\
+         \nMOVE {private} to the hotline's own machine and delete it here:\n\
+         it holds the private key that opens every report. `run` never reads it.\n\
+         \nThen: hotline-gateway check-config --config {config}\n      hotline-gateway run --config {config}",
+        config = installed.config.display(),
+        kid = installed.key_fingerprint,
+        sfp = installed.signing_fingerprint,
+        private = installed.private_dir.display(),
+    );
+    Ok(())
+}
+
+fn check(path: PathBuf) -> Result<(), String> {
+    let config = Config::load(&path).map_err(|e| e.to_string())?;
+    let mut problems = config.problems();
+    if problems.is_empty() {
+        if let Err(e) = hotline_gateway::keyset::KeySet::load(&config.keys) {
+            problems.push(e.to_string());
+        }
+        if let Err(e) = hotline_gateway::tls::server_config(&config.listen.cert, &config.listen.cert_key) {
+            problems.push(e.to_string());
+        }
+        if let Err(e) = hotline_store::MasterKey::load(&config.keys.master_key) {
+            problems.push(e.to_string());
+        }
+    }
+    if problems.is_empty() {
+        println!("{}: OK", path.display());
+        Ok(())
+    } else {
+        Err(format!(
+            "{} problem(s) in {}:\n  - {}",
+            problems.len(),
+            path.display(),
+            problems.join("\n  - ")
+        ))
+    }
+}
+
+fn serve(config: Config) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime
+        .block_on(hotline_gateway::run(config))
+        .map_err(|e| e.to_string())
+}
