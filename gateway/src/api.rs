@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
 use hotline_protocol::{
-    AckAnswer, AckRequest, Envelope, ReceiptCode, StaffItem, StaffList, SubmitAnswer,
+    AckAnswer, AckRequest, Envelope, ReceiptAnswer, ReceiptCode, StaffItem, StaffList, SubmitAnswer,
 };
-use hotline_store::{Appended, NewRecord, Store};
+use hotline_store::{Appended, NewRecord, ReceiptStatus, Store};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
@@ -86,7 +86,11 @@ impl App {
         with_common_headers(resp)
     }
 
-    async fn route(&self, req: Request<Incoming>, peer: Peer) -> (&'static str, Result<Resp, ApiError>) {
+    async fn route(
+        self: &Arc<Self>,
+        req: Request<Incoming>,
+        peer: Peer,
+    ) -> (&'static str, Result<Resp, ApiError>) {
         if req.headers().len() > self.limits.max_headers {
             return (
                 "headers",
@@ -97,6 +101,10 @@ impl App {
                 )),
             );
         }
+        let req = match crate::web::handle(self, req, peer).await {
+            Ok(answered) => return answered,
+            Err(req) => req,
+        };
         let path = req.uri().path().to_owned();
         let method = req.method().clone();
         match (method, path.as_str()) {
@@ -106,7 +114,14 @@ impl App {
             (Method::POST, "/v1/reports") => ("reports", self.submit(req, peer).await),
             (Method::GET, "/v1/staff/reports") => ("staff_list", self.staff_list(&req)),
             (Method::POST, "/v1/staff/ack") => ("staff_ack", self.staff_ack(req).await),
-            (_, "/healthz" | "/metrics" | "/v1/key" | "/v1/reports" | "/v1/staff/reports" | "/v1/staff/ack") => (
+            (Method::GET, p) if p.starts_with("/v1/receipts/") => {
+                ("receipts", self.receipt(&p["/v1/receipts/".len()..], peer))
+            }
+            (
+                _,
+                "/healthz" | "/metrics" | "/v1/key" | "/v1/reports" | "/v1/staff/reports"
+                | "/v1/staff/ack",
+            ) => (
                 "method",
                 Err(ApiError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -128,7 +143,7 @@ impl App {
         }
         let body = self
             .metrics
-            .render(self.store.count(), self.store.size_bytes());
+            .render(self.store.count(), self.store.size_bytes().unwrap_or(0));
         let mut resp = text(StatusCode::OK, &body);
         resp.headers_mut().insert(
             CONTENT_TYPE,
@@ -193,6 +208,41 @@ impl App {
         }
     }
 
+    /// `GET /v1/receipts/{code}`. A malformed code is looked up as a fixed
+    /// dummy so every answer takes one store lookup, and unknown, malformed
+    /// and expired codes all answer `unknown`.
+    fn receipt(&self, code: &str, peer: Peer) -> Result<Resp, ApiError> {
+        if let Err(wait) = self.limiter.check(peer.ip) {
+            return Err(ApiError::retry(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this address; please wait",
+                wait.as_secs() + 1,
+            ));
+        }
+        let code = percent_decode_digits(code);
+        let (key, valid) = match code.parse::<ReceiptCode>() {
+            Ok(c) => (c.to_string(), true),
+            Err(_) => ("0000-0000-0000-0000".to_owned(), false),
+        };
+        let status = self.store.receipt_status(&key).map_err(store_error)?;
+        let answer = match status.filter(|_| valid) {
+            Some(ReceiptStatus::Queued) => ReceiptAnswer {
+                status: "queued".into(),
+                day: None,
+            },
+            Some(ReceiptStatus::Delivered { day }) => ReceiptAnswer {
+                status: "delivered".into(),
+                day: Some(u64::from(day)),
+            },
+            None => ReceiptAnswer {
+                status: "unknown".into(),
+                day: None,
+            },
+        };
+        Ok(cbor(StatusCode::OK, answer.encode()))
+    }
+
     fn new_id(&self) -> Result<String, ApiError> {
         let mut raw = [0u8; 16];
         self.rng
@@ -206,7 +256,13 @@ impl App {
             return Err(ApiError::unauthenticated());
         }
         let (mut after, mut limit) = (0u64, STAFF_PAGE);
-        for pair in req.uri().query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        for pair in req
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
                 "after" => {
@@ -261,11 +317,22 @@ impl App {
     }
 }
 
+/// Receipt codes are typed by people: `%20` and `+` may stand for spaces.
+fn percent_decode_digits(code: &str) -> String {
+    code.replace("%20", " ").replace('+', " ")
+}
+
 fn require_cbor(headers: &HeaderMap) -> Result<(), ApiError> {
     let essence = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     if essence.as_deref() == Some(hotline_protocol::MEDIA_TYPE) {
         Ok(())
     } else {
@@ -324,10 +391,16 @@ pub async fn read_body(
             "body_timeout",
             "the body took too long to arrive",
         )),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             Err(too_large())
         }
-        Ok(Err(_)) => Err(ApiError::bad_request("body_incomplete", "the body was cut short")),
+        Ok(Err(_)) => Err(ApiError::bad_request(
+            "body_incomplete",
+            "the body was cut short",
+        )),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
 }
@@ -348,7 +421,7 @@ fn internal(message: &str) -> ApiError {
 /// Maps store failures to answers; the detail goes to the log, not the client.
 pub fn store_error(e: hotline_store::StoreError) -> ApiError {
     match e {
-        hotline_store::StoreError::Full { .. } => ApiError::new(
+        hotline_store::StoreError::Full => ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "storage_full",
             "the gateway's storage is full; the operator has been told",
@@ -391,7 +464,10 @@ fn with_common_headers(mut resp: Resp) -> Resp {
     h.entry(CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(
         "strict-transport-security",
         HeaderValue::from_static("max-age=31536000"),

@@ -361,8 +361,14 @@ impl Config {
                 l.max_header_bytes >= 4096,
                 "limits.max_header_bytes must be at least 4096",
             ),
-            (l.header_timeout_secs > 0, "limits.header_timeout_secs must be > 0"),
-            (l.body_timeout_secs > 0, "limits.body_timeout_secs must be > 0"),
+            (
+                l.header_timeout_secs > 0,
+                "limits.header_timeout_secs must be > 0",
+            ),
+            (
+                l.body_timeout_secs > 0,
+                "limits.body_timeout_secs must be > 0",
+            ),
             (l.max_connections > 0, "limits.max_connections must be > 0"),
             (
                 l.per_client_per_minute > 0 && l.per_client_burst > 0,

@@ -2,8 +2,8 @@
 //! sentence, sent as the protocol's CBOR error body and counted in /metrics.
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hotline_protocol::{DecodeError, ErrorBody};
+use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
@@ -68,7 +68,8 @@ impl ApiError {
             HeaderValue::from_static(hotline_protocol::MEDIA_TYPE),
         );
         if let Some(secs) = self.retry_after {
-            resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

@@ -33,9 +33,8 @@ impl KeySet {
         let signing = VerifyingKey::from_pem(&pem).map_err(|e| {
             GatewayError::Keys(format!("{}: {e}", keys.signing_public_key.display()))
         })?;
-        let document = KeyDocument::verify(&signed, &signing, crate::unix_now()).map_err(|e| {
-            GatewayError::Keys(format!("{}: {e}", keys.key_document.display()))
-        })?;
+        let document = KeyDocument::verify(&signed, &signing, crate::unix_now())
+            .map_err(|e| GatewayError::Keys(format!("{}: {e}", keys.key_document.display())))?;
         Ok(KeySet {
             document,
             signed,

@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod setup;
 pub mod tls;
+pub mod web;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -112,7 +112,9 @@ fn check(path: PathBuf) -> Result<(), String> {
         if let Err(e) = hotline_gateway::keyset::KeySet::load(&config.keys) {
             problems.push(e.to_string());
         }
-        if let Err(e) = hotline_gateway::tls::server_config(&config.listen.cert, &config.listen.cert_key) {
+        if let Err(e) =
+            hotline_gateway::tls::server_config(&config.listen.cert, &config.listen.cert_key)
+        {
             problems.push(e.to_string());
         }
         if let Err(e) = hotline_store::MasterKey::load(&config.keys.master_key) {

@@ -50,17 +50,41 @@ impl Metrics {
         let commit_batch = Histogram::new(exponential_buckets(1.0, 2.0, 11));
         let commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let refused_connections = Counter::default();
-        registry.register("requests", "HTTP requests by route and status", requests.clone());
-        registry.register("rejections", "Rejected requests by reason", rejections.clone());
-        registry.register("reports_accepted", "Reports stored durably", accepted.clone());
-        registry.register("open_connections", "Open client connections", connections.clone());
+        registry.register(
+            "requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "rejections",
+            "Rejected requests by reason",
+            rejections.clone(),
+        );
+        registry.register(
+            "reports_accepted",
+            "Reports stored durably",
+            accepted.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Open client connections",
+            connections.clone(),
+        );
         registry.register(
             "refused_connections",
             "Connections closed because max_connections was reached",
             refused_connections.clone(),
         );
-        registry.register("queue_depth", "Records waiting for delivery", queue_depth.clone());
-        registry.register("store_bytes", "Size of the store on disk", store_bytes.clone());
+        registry.register(
+            "queue_depth",
+            "Records waiting for delivery",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "store_bytes",
+            "Size of the store on disk",
+            store_bytes.clone(),
+        );
         registry.register(
             "commit_batch_size",
             "Reports per store transaction",
@@ -88,12 +112,16 @@ impl Metrics {
 
     /// Counts one answered request.
     pub fn request(&self, route: &'static str, status: u16) {
-        self.requests.get_or_create(&RouteLabels { route, status }).inc();
+        self.requests
+            .get_or_create(&RouteLabels { route, status })
+            .inc();
     }
 
     /// Counts one rejection.
     pub fn rejection(&self, reason: &'static str) {
-        self.rejections.get_or_create(&ReasonLabels { reason }).inc();
+        self.rejections
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Counts one durable report.

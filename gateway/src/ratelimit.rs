@@ -27,7 +27,11 @@ pub struct ClientLimiter {
 
 impl ClientLimiter {
     /// A limiter allowing `per_minute` requests per client with `burst` extra.
-    pub fn new(per_minute: u32, burst: u32, buckets: u32) -> Result<Self, ring::error::Unspecified> {
+    pub fn new(
+        per_minute: u32,
+        burst: u32,
+        buckets: u32,
+    ) -> Result<Self, ring::error::Unspecified> {
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())?;
         let per_minute = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);

@@ -54,13 +54,13 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
         },
     )?);
     let commit_metrics = metrics.clone();
-    let commits = hotline_store::committer::Committer::spawn(
+    let commits = hotline_store::committer::Committer::spawn_observed(
         store.clone(),
         config.store.commit_queue,
         config.store.max_batch,
-        Box::new(move |batch, elapsed: Duration| {
+        Some(Arc::new(move |batch, elapsed: Duration| {
             commit_metrics.commit(batch, elapsed.as_secs_f64())
-        }),
+        })),
     );
     let limiter = ClientLimiter::new(
         config.limits.per_client_per_minute,
@@ -99,7 +99,7 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
     let mut listeners = Vec::new();
     let tls_listener = bind(config.listen.tls).await?;
-    tracing::info!(addr = %config.listen.tls, "listening (TLS)");
+    tracing::info!(addr = %local(&tls_listener, config.listen.tls), "listening (TLS)");
     listeners.push(tokio::spawn(accept_loop(
         tls_listener,
         Some(TlsAcceptor::from(tls)),
@@ -110,7 +110,7 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
     )));
     if let Some(addr) = config.listen.plain {
         let plain = bind(addr).await?;
-        tracing::info!(%addr, "listening (plain HTTP, loopback)");
+        tracing::info!(addr = %local(&plain, addr), "listening (plain HTTP, loopback)");
         listeners.push(tokio::spawn(accept_loop(
             plain,
             None,
@@ -155,9 +155,17 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
         .map_err(|source| GatewayError::Listen { addr, source })
 }
 
+/// The bound address (the real port when the config asked for port 0).
+fn local(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {
+    listener.local_addr().unwrap_or(configured)
+}
+
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

@@ -57,7 +57,10 @@ pub fn install(dir: &Path, demo: bool) -> Result<Installed, GatewayError> {
         aead: Aead::ChaCha20Poly1305,
         not_after: crate::unix_now() + KEY_VALIDITY_SECS,
     };
-    write_secret(&private_dir.join("hotline-hpke.pem"), hpke.to_pem()?.as_bytes())?;
+    write_secret(
+        &private_dir.join("hotline-hpke.pem"),
+        hpke.to_pem()?.as_bytes(),
+    )?;
     write_secret(
         &private_dir.join("hotline-signing.pem"),
         signing.to_pem().as_bytes(),
@@ -79,7 +82,10 @@ pub fn install(dir: &Path, demo: bool) -> Result<Installed, GatewayError> {
         "::1".to_owned(),
     ])
     .map_err(|e| GatewayError::Tls(format!("cannot make a certificate: {e}")))?;
-    write_public(&gateway_dir.join("tls/cert.pem"), cert.cert.pem().as_bytes())?;
+    write_public(
+        &gateway_dir.join("tls/cert.pem"),
+        cert.cert.pem().as_bytes(),
+    )?;
     write_secret(
         &gateway_dir.join("tls/key.pem"),
         cert.signing_key.serialize_pem().as_bytes(),

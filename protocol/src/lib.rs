@@ -20,7 +20,9 @@ pub use keydoc::{KeyDocError, KeyDocument};
 pub use keys::{
     fingerprint, HpkePublicKey, HpkeSecretKey, KeyError, Kid, SigningKey, VerifyingKey,
 };
-pub use messages::{AckAnswer, AckRequest, ErrorBody, StaffItem, StaffList, SubmitAnswer};
+pub use messages::{
+    AckAnswer, AckRequest, ErrorBody, ReceiptAnswer, StaffItem, StaffList, SubmitAnswer,
+};
 pub use receipt::{ReceiptCode, ReceiptError};
 pub use report::{Category, HashAlg, ImageHash, PadError, Report, PAD_BUCKETS};
 
@@ -38,6 +40,10 @@ pub fn seal_report(
     let plaintext = report
         .encode_padded()
         .map_err(|e| SealError::TooLarge(e.0))?;
+    // What the hotline could not decode (too many urls, an unknown field
+    // nested too deep or not one CBOR item, a key twice) must not leave the
+    // device: the gateway cannot see inside and would accept it.
+    Report::decode(&plaintext)?;
     seal(recipient, aead, &plaintext, rng)
 }
 

@@ -270,3 +270,45 @@ impl AckAnswer {
         })
     }
 }
+
+/// `GET /v1/receipts/{code}` answer: what a reporter may learn, and no more.
+/// Unknown, malformed and expired codes all get `unknown`, so the answer
+/// says nothing about which codes exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptAnswer {
+    /// `queued`, `delivered` or `unknown`.
+    pub status: String,
+    /// For `delivered`: the day of delivery (days since 1970-01-01 UTC).
+    pub day: Option<u64>,
+}
+
+impl ReceiptAnswer {
+    /// Encodes the answer.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.map(1 + usize::from(self.day.is_some()))
+            .text("status")
+            .text(&self.status);
+        if let Some(day) = self.day {
+            w.text("day").uint(day);
+        }
+        w.into_bytes()
+    }
+
+    /// Decodes the answer.
+    pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
+        let (mut status, mut day) = (None, None);
+        read_map(input, Limits::ENVELOPE, "receipt", |r, k| {
+            match k {
+                "status" => status = Some(r.text("status")?.to_owned()),
+                "day" => day = Some(r.uint("day")?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(ReceiptAnswer {
+            status: status.ok_or(DecodeError::MissingField("status"))?,
+            day,
+        })
+    }
+}

@@ -29,8 +29,8 @@ fn hex_field(v: &Value, name: &str) -> Vec<u8> {
 }
 
 fn load() -> Vec<Value> {
-    let text = std::fs::read_to_string(VECTORS)
-        .unwrap_or_else(|e| panic!("cannot read {VECTORS}: {e}"));
+    let text =
+        std::fs::read_to_string(VECTORS).unwrap_or_else(|e| panic!("cannot read {VECTORS}: {e}"));
     let all: Vec<Value> = serde_json::from_str(&text).unwrap();
     assert_eq!(all.len(), 4, "expected the 4 filtered entries");
     all

@@ -69,7 +69,7 @@ impl MasterKey {
             reason,
         });
         text.fill(0);
-        key
+        key.map(MasterKey)
     }
 
     /// Generates a random key and writes it as hex to a new file with mode 0600. Fails if the
