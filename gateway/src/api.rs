@@ -114,13 +114,14 @@ impl App {
             (Method::POST, "/v1/reports") => ("reports", self.submit(req, peer).await),
             (Method::GET, "/v1/staff/reports") => ("staff_list", self.staff_list(&req)),
             (Method::POST, "/v1/staff/ack") => ("staff_ack", self.staff_ack(req).await),
+            (Method::GET, "/v1/staff/dead") => ("staff_dead", self.staff_dead(&req).await),
             (Method::GET, p) if p.starts_with("/v1/receipts/") => {
                 ("receipts", self.receipt(&p["/v1/receipts/".len()..], peer))
             }
             (
                 _,
                 "/healthz" | "/metrics" | "/v1/key" | "/v1/reports" | "/v1/staff/reports"
-                | "/v1/staff/ack",
+                | "/v1/staff/ack" | "/v1/staff/dead",
             ) => (
                 "method",
                 Err(ApiError::new(
@@ -299,6 +300,50 @@ impl App {
             next,
         };
         Ok(cbor(StatusCode::OK, list.encode()))
+    }
+
+    /// `GET /v1/staff/dead?limit=N`: records the backend refused for good,
+    /// with the reason; the staff list's item shape plus `"reason"`. No
+    /// cursor: ack the records (which deletes them) to see the next ones.
+    async fn staff_dead(&self, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+        if !self.staff.allows(req.headers()) {
+            return Err(ApiError::unauthenticated());
+        }
+        let mut limit = STAFF_PAGE;
+        let query = req.uri().query().unwrap_or("");
+        for (k, v) in query.split('&').filter_map(|p| p.split_once('=')) {
+            if k == "limit" {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=STAFF_PAGE_MAX).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request("bad_limit", "limit must be between 1 and 1000")
+                    })?;
+            }
+        }
+        let store = self.store.clone();
+        let dead = tokio::task::spawn_blocking(move || store.list_dead(limit))
+            .await
+            .map_err(|_| internal("dead-letter task failed"))?
+            .map_err(store_error)?;
+        let mut w = hotline_protocol::cbor::Writer::new();
+        w.map(2).text("reports").array(dead.len());
+        for d in &dead {
+            w.map(5)
+                .text("id")
+                .text(&d.record.id)
+                .text("received_at")
+                .uint(d.record.received_at)
+                .text("channel")
+                .text(&d.record.channel)
+                .text("envelope")
+                .bytes(&d.record.envelope)
+                .text("reason")
+                .text(&d.reason);
+        }
+        w.text("next").null();
+        Ok(cbor(StatusCode::OK, w.into_bytes()))
     }
 
     async fn staff_ack(&self, req: Request<Incoming>) -> Result<Resp, ApiError> {

@@ -36,6 +36,9 @@ pub struct Config {
     /// Who may read /metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Push delivery to the hotline's backend; without it, staff pull.
+    #[serde(default)]
+    pub forward: Option<ForwardConfig>,
 }
 
 /// Listening sockets.
@@ -106,6 +109,47 @@ pub struct StoreConfig {
     /// Most reports committed in one transaction.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// Length of one key epoch in seconds: records received in the same
+    /// epoch are sealed at rest under the same key.
+    #[serde(default = "default_epoch_secs")]
+    pub epoch_secs: u64,
+    /// How long an epoch key outlives the end of its epoch once all its
+    /// records are delivered (then it is destroyed: crypto-shredding); also
+    /// how long an `Idempotency-Key` is remembered.
+    #[serde(default = "default_retention_secs")]
+    pub retention_secs: u64,
+    /// How often expired entries are purged and spent epoch keys destroyed.
+    #[serde(default = "default_shred_interval_secs")]
+    pub shred_interval_secs: u64,
+}
+
+/// Push delivery: the gateway POSTs each record to the hotline's backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// The backend's URL: https, or http only to a loopback address.
+    pub backend_url: String,
+    /// PEM certificate(s) to trust for the backend; without it, the web PKI.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain for mutual TLS (with `client_key`).
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Most deliveries in flight at once.
+    #[serde(default = "default_forward_concurrency")]
+    pub concurrency: usize,
+    /// First retry delay after a failure, in milliseconds.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Longest retry delay, in seconds.
+    #[serde(default = "default_max_backoff_secs")]
+    pub max_backoff_secs: u64,
+    /// Seconds one delivery may take, connection included.
+    #[serde(default = "default_forward_timeout_secs")]
+    pub timeout_secs: u64,
 }
 
 /// Bounds on every input.
@@ -179,6 +223,27 @@ fn default_commit_queue() -> usize {
 fn default_max_batch() -> usize {
     512
 }
+fn default_epoch_secs() -> u64 {
+    86_400
+}
+fn default_retention_secs() -> u64 {
+    86_400
+}
+fn default_shred_interval_secs() -> u64 {
+    3_600
+}
+fn default_forward_concurrency() -> usize {
+    4
+}
+fn default_initial_backoff_ms() -> u64 {
+    500
+}
+fn default_max_backoff_secs() -> u64 {
+    300
+}
+fn default_forward_timeout_secs() -> u64 {
+    30
+}
 fn default_max_body() -> usize {
     64 * 1024
 }
@@ -228,6 +293,9 @@ impl Default for StoreConfig {
             max_bytes: default_max_store_bytes(),
             commit_queue: default_commit_queue(),
             max_batch: default_max_batch(),
+            epoch_secs: default_epoch_secs(),
+            retention_secs: default_retention_secs(),
+            shred_interval_secs: default_shred_interval_secs(),
         }
     }
 }
@@ -307,6 +375,14 @@ impl Config {
         abs(&mut self.keys.master_key);
         abs(&mut self.listen.cert);
         abs(&mut self.listen.cert_key);
+        if let Some(f) = &mut self.forward {
+            for p in [&mut f.ca_file, &mut f.client_cert, &mut f.client_key]
+                .into_iter()
+                .flatten()
+            {
+                abs(p);
+            }
+        }
     }
 
     /// Every problem found, in plain words; empty when the config is usable.
@@ -389,6 +465,70 @@ impl Config {
                 .filter(|(ok, _)| !ok)
                 .map(|(_, msg)| (*msg).to_owned()),
         );
+        let s = &self.store;
+        if s.epoch_secs == 0 || s.shred_interval_secs == 0 {
+            p.push("store.epoch_secs and store.shred_interval_secs must be > 0".into());
+        }
+        if let Some(f) = &self.forward {
+            p.extend(f.problems());
+        }
+        p
+    }
+}
+
+impl ForwardConfig {
+    /// Every problem with the `[forward]` section.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        match self.backend_url.parse::<hyper::Uri>() {
+            Ok(uri) => match (uri.scheme_str(), uri.host()) {
+                (Some("https"), Some(_)) => {}
+                (Some("http"), Some(host)) => {
+                    let host = host.trim_start_matches('[').trim_end_matches(']');
+                    let loopback = host == "localhost"
+                        || host
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback());
+                    if !loopback {
+                        p.push(format!(
+                            "forward.backend_url {:?}: plain http is allowed only to a loopback \
+                             address; use https",
+                            self.backend_url
+                        ));
+                    }
+                }
+                _ => p.push(format!(
+                    "forward.backend_url {:?} is not an https:// URL",
+                    self.backend_url
+                )),
+            },
+            Err(_) => p.push(format!(
+                "forward.backend_url {:?} is not a URL",
+                self.backend_url
+            )),
+        }
+        for (name, path) in [
+            ("forward.ca_file", &self.ca_file),
+            ("forward.client_cert", &self.client_cert),
+            ("forward.client_key", &self.client_key),
+        ] {
+            if let Some(path) = path {
+                if !path.is_file() {
+                    p.push(format!("{name}: {} does not exist", path.display()));
+                }
+            }
+        }
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            p.push("forward.client_cert and forward.client_key go together".into());
+        }
+        if !(1..=64).contains(&self.concurrency) {
+            p.push("forward.concurrency must be between 1 and 64".into());
+        }
+        if self.initial_backoff_ms == 0 || self.max_backoff_secs == 0 || self.timeout_secs == 0 {
+            p.push(
+                "forward.initial_backoff_ms, max_backoff_secs and timeout_secs must be > 0".into(),
+            );
+        }
         p
     }
 }

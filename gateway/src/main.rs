@@ -140,6 +140,7 @@ fn serve(config: Config) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

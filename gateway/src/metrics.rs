@@ -35,6 +35,9 @@ pub struct Metrics {
     commit_seconds: Histogram,
     refused_connections: Counter,
     last_commit_nanos: AtomicU64,
+    forwarded: Counter,
+    forward_failures: Counter,
+    dead_lettered: Counter,
 }
 
 impl Metrics {
@@ -95,8 +98,29 @@ impl Metrics {
             "Duration of one store transaction with its fsync",
             commit_seconds.clone(),
         );
+        let forwarded = Counter::default();
+        let forward_failures = Counter::default();
+        let dead_lettered = Counter::default();
+        registry.register(
+            "forwarded",
+            "Records delivered to the backend by push forwarding",
+            forwarded.clone(),
+        );
+        registry.register(
+            "forward_failures",
+            "Delivery attempts that failed and will be retried",
+            forward_failures.clone(),
+        );
+        registry.register(
+            "dead_lettered",
+            "Records the backend refused for good, moved to dead-letter",
+            dead_lettered.clone(),
+        );
         Metrics {
             registry,
+            forwarded,
+            forward_failures,
+            dead_lettered,
             requests,
             rejections,
             accepted,
@@ -150,6 +174,21 @@ impl Metrics {
         self.commit_seconds.observe(seconds);
         self.last_commit_nanos
             .store((seconds * 1e9) as u64, Ordering::Relaxed);
+    }
+
+    /// Counts records delivered by the forwarder.
+    pub fn forwarded(&self, n: u64) {
+        self.forwarded.inc_by(n);
+    }
+
+    /// Counts one failed delivery attempt (to be retried).
+    pub fn forward_failure(&self) {
+        self.forward_failures.inc();
+    }
+
+    /// Counts one record moved to dead-letter.
+    pub fn dead_lettered(&self) {
+        self.dead_lettered.inc();
     }
 
     /// Renders the text exposition, with store gauges read at scrape time.

@@ -50,6 +50,8 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
         &master,
         hotline_store::StoreOptions {
             max_bytes: config.store.max_bytes,
+            epoch_secs: config.store.epoch_secs,
+            retention_secs: config.store.retention_secs,
             ..hotline_store::StoreOptions::default()
         },
     )?);
@@ -120,6 +122,15 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
             stop_rx.clone(),
         )));
     }
+    let mut background = vec![crate::retention::spawn(
+        store.clone(),
+        Duration::from_secs(config.store.shred_interval_secs),
+        stop_rx.clone(),
+    )];
+    if let Some(forward) = &config.forward {
+        let forwarder = crate::forward::Forwarder::new(forward, store.clone(), metrics.clone())?;
+        background.push(forwarder.spawn(stop_rx.clone()));
+    }
     let idle_app = app.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -132,7 +143,7 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections; finishing open requests");
     let _ = stop_tx.send(true);
-    for l in listeners {
+    for l in listeners.into_iter().chain(background) {
         let _ = l.await;
     }
     drop(app);

@@ -223,6 +223,15 @@ max_bytes = 1073741824
 commit_queue = 4096
 # Most reports written in one transaction (one fsync).
 max_batch = 512
+# Reports received in the same epoch are sealed at rest under one key. Once
+# every record of an epoch is delivered and retention_secs have passed since
+# the epoch ended, its key is destroyed (crypto-shredding): leftovers in the
+# database files can then never be read. retention_secs is also how long an
+# Idempotency-Key is remembered (the protocol promises 24 hours).
+epoch_secs = 86400
+retention_secs = 86400
+# How often expired entries are purged and spent epoch keys destroyed.
+shred_interval_secs = 3600
 
 [limits]
 max_body_bytes = 65536
@@ -243,4 +252,25 @@ rate_buckets = 16384
 [metrics]
 # Without a token, /metrics answers loopback clients only.
 # token_sha256 = "<64 hex digits>"
+
+# Push delivery to the hotline's backend (`hotline-staff receive` is a
+# minimal one). Without this section, staff pull reports instead; both may
+# run together. Each record is POSTed with `Idempotency-Key: <record id>`;
+# 2xx deletes it, a permanent 4xx (400, 404, 410, 413, 415, 422) moves it to
+# dead-letter (GET /v1/staff/dead), anything else is retried with
+# exponential backoff and jitter. The backend must dedupe by that id.
+# [forward]
+# https, or http only to a loopback address.
+# backend_url = "https://hotline.example:9443/reports"
+# PEM certificate(s) to trust for the backend; without it, the web PKI.
+# ca_file = "gateway/backend-ca.pem"
+# Mutual TLS: the gateway's client certificate and key (PEM).
+# client_cert = "gateway/forward-client.pem"
+# client_key = "gateway/forward-client-key.pem"
+# Deliveries in flight at once.
+# concurrency = 4
+# Retry delays: random in [0, min(max_backoff_secs, initial * 2^n)].
+# initial_backoff_ms = 500
+# max_backoff_secs = 300
+# timeout_secs = 30
 "#;

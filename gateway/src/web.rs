@@ -701,12 +701,14 @@ fn percent_decode(input: &[u8]) -> Result<String, std::string::FromUtf8Error> {
 /// left out, links one per line, a date that is not `YYYY-MM-DD` kept as
 /// `seen_at_text`.
 fn build_report(fields: &Fields) -> Result<Report, FormError> {
+    // Browsers send a textarea's line breaks as CRLF; the script (and so
+    // the hotline) sees LF, as typed.
     let text = |name: &str| {
         fields
             .get(name)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
-            .map(str::to_owned)
+            .map(|v| v.replace("\r\n", "\n"))
     };
     let category: Category = match text("category") {
         None => return Err(FormError::MissingCategory),
@@ -1052,13 +1054,13 @@ mod tests {
     fn a_full_form_becomes_the_report_the_script_would_send() {
         let r = form(
             "lang=fr&category=grooming&urls=https%3A%2F%2Fa.example%2Fx%0D%0A%0D%0A++https%3A%2F%2Fb.example%2F%3Fq%3D1+%0D%0A\
-             &description=Il+%C3%A9crit+%22%3Cb%3E%22+%26+plus&platform=Chat%C3%A9&seen_at=2024-02-29\
+             &description=Il+%C3%A9crit+%22%3Cb%3E%22%0D%0A%26+plus&platform=Chat%C3%A9&seen_at=2024-02-29\
              &contact=&unknown=x&category=csam",
         )
         .unwrap();
         assert_eq!(r.category, Category::Grooming, "first occurrence wins");
         assert_eq!(r.urls, ["https://a.example/x", "https://b.example/?q=1"]);
-        assert_eq!(r.description.as_deref(), Some("Il écrit \"<b>\" & plus"));
+        assert_eq!(r.description.as_deref(), Some("Il écrit \"<b>\"\n& plus"));
         assert_eq!(r.platform.as_deref(), Some("Chaté"));
         assert_eq!(r.lang.as_deref(), Some("fr"));
         assert_eq!(r.seen_at, Some(1_709_164_800));

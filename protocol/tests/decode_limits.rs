@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 use hotline_protocol::cbor::{head_len, DecodeError, Limits, Reader};
 use hotline_protocol::{
     seal_report, AckAnswer, AckRequest, Aead, Category, Envelope, ErrorBody, HashAlg,
-    HpkeSecretKey, ImageHash, KeyDocError, KeyDocument, Kid, Report, SigningKey, StaffItem,
-    StaffList, SubmitAnswer, VerifyingKey, PAD_BUCKETS,
+    HpkeSecretKey, ImageHash, KeyDocError, KeyDocument, Kid, ReceiptAnswer, Report, SigningKey,
+    StaffItem, StaffList, SubmitAnswer, VerifyingKey, PAD_BUCKETS,
 };
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -144,6 +144,11 @@ fn decoders() -> Vec<(&'static str, Decoder, usize)> {
             |b| AckAnswer::decode(b).map(drop),
             Limits::ENVELOPE.max_input,
         ),
+        (
+            "ReceiptAnswer",
+            |b| ReceiptAnswer::decode(b).map(drop),
+            Limits::ENVELOPE.max_input,
+        ),
     ]
 }
 
@@ -253,6 +258,15 @@ fn make_samples() -> Vec<Sample> {
             "ack answer",
             AckAnswer { acked: 2 }.encode(),
             by("AckAnswer"),
+        ),
+        (
+            "receipt answer",
+            ReceiptAnswer {
+                status: "delivered".into(),
+                day: Some(20_416),
+            }
+            .encode(),
+            by("ReceiptAnswer"),
         ),
     ]
 }
@@ -1004,11 +1018,13 @@ proptest! {
     }
 
     #[test]
-    fn small_answers_round_trip(a in any::<String>(), b in any::<String>()) {
+    fn small_answers_round_trip(a in any::<String>(), b in any::<String>(), day in any::<bool>()) {
         let s = SubmitAnswer { id: a.clone(), receipt: b.clone() };
         prop_assert_eq!(SubmitAnswer::decode(&s.encode()).unwrap(), s);
         let e = ErrorBody::new(&a, b);
         prop_assert_eq!(ErrorBody::decode(&e.encode()).unwrap(), e);
+        let r = ReceiptAnswer { status: a, day: day.then_some(20_416) };
+        prop_assert_eq!(ReceiptAnswer::decode(&r.encode()).unwrap(), r);
     }
 
     #[test]

@@ -10,8 +10,8 @@
 
 use hotline_protocol::cbor::Writer;
 use hotline_protocol::{
-    AckAnswer, AckRequest, Envelope, ErrorBody, KeyDocument, Report, StaffList, SubmitAnswer,
-    VerifyingKey,
+    AckAnswer, AckRequest, Envelope, ErrorBody, KeyDocument, ReceiptAnswer, Report, StaffList,
+    SubmitAnswer, VerifyingKey,
 };
 use peak_alloc::PeakAlloc;
 
@@ -22,7 +22,7 @@ const SLACK: usize = 64 * 1024;
 
 type Decoder = fn(&[u8]);
 
-fn decoders() -> [(&'static str, Decoder); 9] {
+fn decoders() -> [(&'static str, Decoder); 10] {
     [
         ("Envelope", |b| drop(Envelope::decode(b))),
         ("Report", |b| drop(Report::decode(b))),
@@ -35,6 +35,7 @@ fn decoders() -> [(&'static str, Decoder); 9] {
         ("StaffList", |b| drop(StaffList::decode(b))),
         ("AckRequest", |b| drop(AckRequest::decode(b))),
         ("AckAnswer", |b| drop(AckAnswer::decode(b))),
+        ("ReceiptAnswer", |b| drop(ReceiptAnswer::decode(b))),
     ]
 }
 

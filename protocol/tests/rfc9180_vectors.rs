@@ -140,3 +140,68 @@ fn our_sender_reproduces_base_mode_vectors() {
     }
     assert_eq!(checked, 2);
 }
+
+/// The test vectors of SPEC.md section 12: our encoder, sealer and signer
+/// reproduce them, and SPEC.md still prints them.
+#[test]
+fn spec_vectors() {
+    use hotline_protocol::cbor::Writer;
+    use hotline_protocol::envelope::open;
+    use hotline_protocol::{
+        open_report, Category, Envelope, HashAlg, ImageHash, KeyDocument, Report, SigningKey,
+    };
+
+    const SPEC: &str = include_str!("../SPEC.md");
+    const ED25519_SEED_22: &str = "-----BEGIN PRIVATE KEY-----\n\
+        MC4CAQAwBQYDK2VwBCIEICIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIi\n\
+        -----END PRIVATE KEY-----\n";
+    let spec: String = SPEC.split_whitespace().collect();
+    let in_spec = |bytes: &[u8]| assert!(spec.contains(&hex::encode(bytes)), "not in SPEC.md");
+
+    let sk = HpkeSecretKey::from_raw(&[0x11; 32]).unwrap();
+    let pk = sk.public_key();
+    in_spec(&pk.0);
+    in_spec(&pk.kid().0);
+
+    let mut hint = Writer::new();
+    hint.text("web-nojs");
+    let report = Report {
+        urls: vec!["https://chat.example/u/12345".into()],
+        description: Some("Un adulte demande des photos à ma sœur de 12 ans.".into()),
+        lang: Some("fr".into()),
+        seen_at: Some(1_763_900_000),
+        platform: Some("chat.example".into()),
+        hashes: vec![ImageHash {
+            alg: HashAlg::Sha256,
+            value: hex::decode("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+                .unwrap(),
+        }],
+        extra: vec![("x-channel-hint".into(), hint.into_bytes())],
+        ..Report::new(Category::Grooming)
+    };
+    let plaintext = report.encode();
+    in_spec(&plaintext);
+    let padded = report.encode_padded().unwrap();
+    assert_eq!(padded.len(), 1024);
+    assert_eq!(&padded[1024 - 767 - 7..1024 - 767], b"\x63pad\x59\x02\xff");
+
+    let envelope = seal_with_ikm(&pk, Aead::ChaCha20Poly1305, &plaintext, &[], &[0x33; 32])
+        .unwrap()
+        .encode();
+    in_spec(&envelope);
+    assert_eq!(
+        open(&sk, &Envelope::decode(&envelope).unwrap()).unwrap(),
+        plaintext
+    );
+    assert_eq!(open_report(&sk, &envelope).unwrap(), report);
+
+    let signing = SigningKey::from_pem(ED25519_SEED_22).unwrap();
+    in_spec(&signing.verifying_key().0);
+    assert!(SPEC.contains(&signing.verifying_key().fingerprint()));
+    let doc = KeyDocument {
+        public_key: pk,
+        aead: Aead::ChaCha20Poly1305,
+        not_after: 1_798_761_600,
+    };
+    in_spec(&doc.sign(&signing));
+}

@@ -279,7 +279,9 @@ impl Future for PendingCommit {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.0 {
-            Inner::Ready(slot) => Poll::Ready(slot.take().unwrap_or(Err(StoreError::CommitterClosed))),
+            Inner::Ready(slot) => {
+                Poll::Ready(slot.take().unwrap_or(Err(StoreError::CommitterClosed)))
+            }
             Inner::Waiting(rx) => match Pin::new(rx).poll(cx) {
                 Poll::Ready(Ok(outcome)) => Poll::Ready(outcome),
                 Poll::Ready(Err(_)) => Poll::Ready(Err(StoreError::CommitterClosed)),

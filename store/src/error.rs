@@ -96,7 +96,9 @@ pub enum StoreError {
     },
 
     /// A record failed authentication: tampered bytes, or sealed under another key.
-    #[error("record {id} (table `{table}`) failed authentication: tampered or sealed under another key")]
+    #[error(
+        "record {id} (table `{table}`) failed authentication: tampered or sealed under another key"
+    )]
     OpenFailed {
         /// The table holding the record.
         table: &'static str,

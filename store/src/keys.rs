@@ -312,11 +312,10 @@ impl Keyring {
             let mut raw = [0u8; KEY_LEN];
             rng.fill(&mut raw)
                 .map_err(|_| StoreError::Random { what: "epoch key" })?;
-            let unbound = UnboundKey::new(&CHACHA20_POLY1305, &raw).map_err(|_| {
-                StoreError::Random {
+            let unbound =
+                UnboundKey::new(&CHACHA20_POLY1305, &raw).map_err(|_| StoreError::Random {
                     what: "epoch key length",
-                }
-            })?;
+                })?;
             let nonce = random_nonce(rng)?;
             let mut buf = raw.to_vec();
             raw.fill(0);
@@ -442,7 +441,11 @@ pub(crate) fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Option<Vec<u
     nonce.copy_from_slice(&sealed[..NONCE_LEN]);
     let mut buf = sealed[NONCE_LEN..].to_vec();
     let len = key
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut buf,
+        )
         .ok()?
         .len();
     buf.truncate(len);

@@ -32,8 +32,8 @@ use engine::redb::RedbEngine;
 use engine::sled::SledEngine;
 use engine::{Engine, Op, Table};
 pub use error::{EngineSource, StoreError};
-use keys::{DerivedKeys, Keyring};
 pub use keys::MasterKey;
+use keys::{DerivedKeys, Keyring};
 
 /// Name of the keyring file in the data directory.
 pub const KEYRING_FILE: &str = "epochs.keys";
@@ -91,7 +91,9 @@ impl std::str::FromStr for EngineKind {
         match s {
             "redb" => Ok(EngineKind::Redb),
             "sled" => Ok(EngineKind::Sled),
-            other => Err(format!("unknown store engine {other:?} (expected redb or sled)")),
+            other => Err(format!(
+                "unknown store engine {other:?} (expected redb or sled)"
+            )),
         }
     }
 }
@@ -289,9 +291,13 @@ fn split_queue_value(seq: u64, v: &[u8]) -> Result<(String, &[u8]), StoreError> 
         reason,
     };
     let id_len = *v.first().ok_or_else(|| corrupt("empty value"))? as usize;
-    let id = v.get(1..1 + id_len).ok_or_else(|| corrupt("truncated id"))?;
+    let id = v
+        .get(1..1 + id_len)
+        .ok_or_else(|| corrupt("truncated id"))?;
     let id = String::from_utf8(id.to_vec()).map_err(|_| corrupt("id is not UTF-8"))?;
-    let rest = v.get(1 + id_len..).ok_or_else(|| corrupt("truncated record"))?;
+    let rest = v
+        .get(1 + id_len..)
+        .ok_or_else(|| corrupt("truncated record"))?;
     Ok((id, rest))
 }
 
@@ -463,7 +469,8 @@ impl Store {
                 }
                 in_batch.insert(mac, i);
             }
-            if !ids.insert(r.id.as_str()) || self.engine.get(Table::Index, r.id.as_bytes())?.is_some()
+            if !ids.insert(r.id.as_str())
+                || self.engine.get(Table::Index, r.id.as_bytes())?.is_some()
             {
                 return Err(StoreError::InvalidRecord {
                     id: r.id.clone(),
@@ -479,7 +486,11 @@ impl Store {
             next_seq += 1;
         }
         if added_bytes > 0
-            && self.bytes.load(Ordering::Acquire).saturating_add(added_bytes) > self.opts.max_bytes
+            && self
+                .bytes
+                .load(Ordering::Acquire)
+                .saturating_add(added_bytes)
+                > self.opts.max_bytes
         {
             return Err(StoreError::Full);
         }
@@ -525,11 +536,9 @@ impl Store {
     }
 
     fn epoch_of(&self, r: &NewRecord) -> Result<u32, StoreError> {
-        u32::try_from(r.received_at / self.opts.epoch_secs).map_err(|_| {
-            StoreError::InvalidRecord {
-                id: r.id.clone(),
-                reason: "received_at is too far in the future",
-            }
+        u32::try_from(r.received_at / self.opts.epoch_secs).map_err(|_| StoreError::InvalidRecord {
+            id: r.id.clone(),
+            reason: "received_at is too far in the future",
         })
     }
 
@@ -616,7 +625,11 @@ impl Store {
             seq,
             receipt_mac,
         };
-        ops.push(Op::Put(Table::Index, r.id.as_bytes().to_vec(), index.encode()));
+        ops.push(Op::Put(
+            Table::Index,
+            r.id.as_bytes().to_vec(),
+            index.encode(),
+        ));
         let day = u32::try_from(r.received_at / DAY).unwrap_or(u32::MAX);
         ops.push(Op::Put(
             Table::Receipts,
@@ -644,7 +657,11 @@ impl Store {
     /// Looks up a live idempotency entry: Some((id, receipt)) if the key was used and has not
     /// expired at `now`. An entry that cannot be opened is logged and treated as absent, so a
     /// damaged entry never blocks intake.
-    fn idem_lookup(&self, mac: &[u8; 32], now: u64) -> Result<Option<(String, String)>, StoreError> {
+    fn idem_lookup(
+        &self,
+        mac: &[u8; 32],
+        now: u64,
+    ) -> Result<Option<(String, String)>, StoreError> {
         let Some(v) = self.engine.get(Table::Idem, mac)? else {
             return Ok(None);
         };
@@ -665,7 +682,10 @@ impl Store {
         let (Some(id), Some(receipt)) = (plain.get(1..1 + id_len), plain.get(1 + id_len..)) else {
             return Ok(None);
         };
-        match (String::from_utf8(id.to_vec()), String::from_utf8(receipt.to_vec())) {
+        match (
+            String::from_utf8(id.to_vec()),
+            String::from_utf8(receipt.to_vec()),
+        ) {
             (Ok(id), Ok(receipt)) => Ok(Some((id, receipt))),
             _ => Ok(None),
         }
@@ -846,8 +866,12 @@ impl Store {
         };
         let seq = be_u64(v).ok_or_else(|| corrupt("truncated"))?;
         let rec_len = be_u32(&v[8..]).ok_or_else(|| corrupt("truncated"))? as usize;
-        let record = v.get(12..12 + rec_len).ok_or_else(|| corrupt("truncated record"))?;
-        let sealed_reason = v.get(12 + rec_len..).ok_or_else(|| corrupt("truncated reason"))?;
+        let record = v
+            .get(12..12 + rec_len)
+            .ok_or_else(|| corrupt("truncated record"))?;
+        let sealed_reason = v
+            .get(12 + rec_len..)
+            .ok_or_else(|| corrupt("truncated reason"))?;
         let record = self.open_record(seq, id.to_owned(), record)?;
         let reason = self.open_with_epoch(Table::Dead, id, &dead_reason_aad(id), sealed_reason)?;
         Ok(DeadRecord {
@@ -877,9 +901,11 @@ impl Store {
         let Some(v) = self.engine.get(Table::Receipts, &mac)? else {
             return Ok(None);
         };
-        let (Some(&status), Some(day), Some(expiry)) =
-            (v.first(), be_u32(&v[1.min(v.len())..]), be_u64(&v[5.min(v.len())..]))
-        else {
+        let (Some(&status), Some(day), Some(expiry)) = (
+            v.first(),
+            be_u32(&v[1.min(v.len())..]),
+            be_u64(&v[5.min(v.len())..]),
+        ) else {
             return Err(StoreError::Corrupt {
                 table: Table::Receipts.name(),
                 key: hex::encode(mac),
@@ -1004,4 +1030,100 @@ fn dead_reason_aad(id: &str) -> Vec<u8> {
     let mut aad = b"hotline-store/dead-reason".to_vec();
     aad.extend_from_slice(id.as_bytes());
     aad
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn store(dir: &Path, kind: EngineKind) -> Store {
+        Store::open(
+            dir,
+            kind,
+            &MasterKey::from_bytes([3; 32]),
+            StoreOptions::default(),
+        )
+        .unwrap()
+    }
+
+    fn rec(id: &str) -> NewRecord {
+        NewRecord {
+            id: id.to_owned(),
+            receipt: format!("receipt-{id}"),
+            received_at: 1_700_000_000,
+            channel: "api".to_owned(),
+            envelope: id.as_bytes().repeat(10),
+            idempotency_key: None,
+        }
+    }
+
+    /// A sealed record moved under another id (or altered) fails authentication.
+    #[test]
+    fn swapped_or_tampered_record_fails_to_open() {
+        for kind in [EngineKind::Redb, EngineKind::Sled] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = store(dir.path(), kind);
+            s.append_batch(vec![rec("aaaa"), rec("bbbb")]).unwrap();
+            let a = s
+                .engine
+                .get(Table::Queue, &1u64.to_be_bytes())
+                .unwrap()
+                .unwrap();
+            let b = s
+                .engine
+                .get(Table::Queue, &2u64.to_be_bytes())
+                .unwrap()
+                .unwrap();
+            // Put b's sealed bytes under a's id.
+            let mut swapped = a[..5].to_vec();
+            swapped.extend_from_slice(&b[5..]);
+            let mut tampered = b.clone();
+            let last = tampered.len() - 1;
+            tampered[last] ^= 1;
+            s.engine
+                .write(vec![
+                    Op::Put(Table::Queue, 1u64.to_be_bytes().to_vec(), swapped),
+                    Op::Put(Table::Queue, 2u64.to_be_bytes().to_vec(), tampered),
+                ])
+                .unwrap();
+            for id in ["aaaa", "bbbb"] {
+                let err = s.get(id).unwrap_err();
+                assert!(matches!(err, StoreError::OpenFailed { .. }), "{err:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn roundtrip_any_record(
+            channel in "[a-z\\-]{0,40}",
+            envelope in proptest::collection::vec(any::<u8>(), 0..4096),
+            received_at in 0u64..4_000_000_000,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let s = store(dir.path(), EngineKind::Redb);
+            let r = NewRecord { channel: channel.clone(), envelope: envelope.clone(), received_at, ..rec("x1") };
+            s.append_batch(vec![r]).unwrap();
+            let got = s.get("x1").unwrap().unwrap();
+            let expected_bytes = queue_value_len(&rec_like(&got)) + RECORD_OVERHEAD;
+            prop_assert_eq!(got.channel, channel);
+            prop_assert_eq!(got.envelope, envelope);
+            prop_assert_eq!(got.received_at, received_at - received_at % 3600);
+            prop_assert_eq!(s.used_bytes(), expected_bytes);
+        }
+    }
+
+    fn rec_like(r: &StoredRecord) -> NewRecord {
+        NewRecord {
+            id: r.id.clone(),
+            receipt: String::new(),
+            received_at: r.received_at,
+            channel: r.channel.clone(),
+            envelope: r.envelope.clone(),
+            idempotency_key: None,
+        }
+    }
 }

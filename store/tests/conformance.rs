@@ -144,7 +144,11 @@ fn append_read_delete_count(kind: EngineKind) {
     assert_eq!(first.id, original.id);
     assert_eq!(first.envelope, original.envelope);
     assert_eq!(first.channel, CANARY_CHANNEL);
-    assert_eq!(first.received_at, t - t % 3600, "stored rounded to the hour");
+    assert_eq!(
+        first.received_at,
+        t - t % 3600,
+        "stored rounded to the hour"
+    );
     assert_eq!(store.get(&original.id).unwrap().unwrap(), *first);
     assert_eq!(store.get("nope").unwrap(), None);
 
@@ -219,7 +223,9 @@ fn idempotency(kind: EngineKind) {
     ));
 
     // Across batches.
-    let out = store.append_batch(vec![with_idem(rec(2, t + 60), 0xA1)]).unwrap();
+    let out = store
+        .append_batch(vec![with_idem(rec(2, t + 60), 0xA1)])
+        .unwrap();
     assert_eq!(
         out[0],
         Appended::Duplicate {
@@ -261,7 +267,9 @@ fn idempotency(kind: EngineKind) {
     // After reopen.
     drop(store);
     let store = open(dir.path(), kind);
-    let out = store.append_batch(vec![with_idem(rec(7, t + 3600), 0xB2)]).unwrap();
+    let out = store
+        .append_batch(vec![with_idem(rec(7, t + 3600), 0xB2)])
+        .unwrap();
     assert_eq!(
         out[0],
         Appended::Duplicate {
@@ -270,8 +278,10 @@ fn idempotency(kind: EngineKind) {
         }
     );
     // Even after the first record was delivered.
-    store.delete(&[first.id.clone()]).unwrap();
-    let out = store.append_batch(vec![with_idem(rec(8, t + 60), 0xA1)]).unwrap();
+    store.delete(std::slice::from_ref(&first.id)).unwrap();
+    let out = store
+        .append_batch(vec![with_idem(rec(8, t + 60), 0xA1)])
+        .unwrap();
     assert!(matches!(out[0], Appended::Duplicate { .. }));
 
     // Past the retention window (24 h, plus up to an hour of rounding) the key is free again.
@@ -315,13 +325,17 @@ fn full_at_cap(kind: EngineKind) {
     assert!(matches!(err, StoreError::Full));
     assert_eq!(store.count(), 5, "nothing of the failed batch is stored");
     assert_eq!(store.get(&rec(5, t).id).unwrap(), None);
-    store.append_batch((5..8).map(|i| rec(i, t)).collect()).unwrap();
+    store
+        .append_batch((5..8).map(|i| rec(i, t)).collect())
+        .unwrap();
     assert!(matches!(
         store.append_batch(vec![rec(8, t)]),
         Err(StoreError::Full)
     ));
     // A duplicate stores nothing, so it is answered even when full.
-    let out = store.append_batch(vec![with_idem(rec(50, t), 0x55)]).unwrap();
+    let out = store
+        .append_batch(vec![with_idem(rec(50, t), 0x55)])
+        .unwrap();
     assert_eq!(
         out[0],
         Appended::Duplicate {
@@ -382,7 +396,11 @@ fn canary_never_on_disk(kind: EngineKind) {
         store
             .append_batch((0..50).map(|i| with_idem(rec(i, t), i as u8)).collect())
             .unwrap();
-        store.mark_dead(&rec(1, t).id, "HTTP 400 CANARY-7f3a9c1e-d00d-4b1d-hotline-plaintext")
+        store
+            .mark_dead(
+                &rec(1, t).id,
+                "HTTP 400 CANARY-7f3a9c1e-d00d-4b1d-hotline-plaintext",
+            )
             .unwrap();
         assert_no_canary(dir.path(), Some(&first_id));
         store.delete(&[rec(2, t).id]).unwrap();
@@ -401,12 +419,19 @@ fn dead_letters_and_receipts(kind: EngineKind) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), kind);
     let t = now();
-    store.append_batch((0..3).map(|i| rec(i, t)).collect()).unwrap();
-    assert!(store.mark_dead(&rec(1, t).id, "HTTP 422: unknown kid").unwrap());
+    store
+        .append_batch((0..3).map(|i| rec(i, t)).collect())
+        .unwrap();
+    assert!(store
+        .mark_dead(&rec(1, t).id, "HTTP 422: unknown kid")
+        .unwrap());
     assert!(!store.mark_dead(&rec(1, t).id, "again").unwrap());
     assert!(!store.mark_dead("unknown", "x").unwrap());
     assert_eq!(store.count(), 2);
-    assert_eq!(ids(&store.read_after(0, 10).unwrap()), vec![rec(0, t).id, rec(2, t).id]);
+    assert_eq!(
+        ids(&store.read_after(0, 10).unwrap()),
+        vec![rec(0, t).id, rec(2, t).id]
+    );
     let dead = store.list_dead(10).unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].reason, "HTTP 422: unknown kid");
@@ -448,7 +473,7 @@ fn shredded_epoch_cannot_be_opened(kind: EngineKind) {
     copy_dir(live.path(), snapshot.path());
     let shredded = {
         let store = open(live.path(), kind);
-        store.delete(&[old_rec.id.clone()]).unwrap();
+        store.delete(std::slice::from_ref(&old_rec.id)).unwrap();
         let shredded = store.shred_epochs(t).unwrap();
         assert_eq!(shredded, vec![(old / DAY) as u32]);
         // Idempotent; the other old epoch still has a record, the current one is too new.
@@ -460,7 +485,10 @@ fn shredded_epoch_cannot_be_opened(kind: EngineKind) {
     {
         let store = open(live.path(), kind);
         assert_eq!(store.count(), 2);
-        assert_eq!(store.get(&new_rec.id).unwrap().unwrap().envelope, new_rec.envelope);
+        assert_eq!(
+            store.get(&new_rec.id).unwrap().unwrap().envelope,
+            new_rec.envelope
+        );
     }
     // Old engine files + the current keyring: the shredded record cannot be opened.
     std::fs::copy(
@@ -479,7 +507,10 @@ fn shredded_epoch_cannot_be_opened(kind: EngineKind) {
     let err = store.read_after(0, 10).unwrap_err();
     assert!(err.to_string().contains("shredded"), "{err}");
     // Other records still open.
-    assert_eq!(store.get(&new_rec.id).unwrap().unwrap().envelope, new_rec.envelope);
+    assert_eq!(
+        store.get(&new_rec.id).unwrap().unwrap().envelope,
+        new_rec.envelope
+    );
     drop(store);
     assert_no_canary(snapshot.path(), Some(&old_rec.id));
     assert_no_canary(live.path(), None);
@@ -551,7 +582,11 @@ fn committer_concurrency(kind: EngineKind) {
         }
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 3200, "every record acknowledged with its own seq");
+        assert_eq!(
+            all.len(),
+            3200,
+            "every record acknowledged with its own seq"
+        );
         assert_eq!(store.count(), 3200);
         let stats = handle.stats();
         assert_eq!(stats.records, 3200);
@@ -574,7 +609,10 @@ fn committer_concurrency(kind: EngineKind) {
         let pending = handle.submit(rec(500_000, t)).unwrap();
         handle.close().await;
         assert!(matches!(pending.await, Ok(Appended::Stored { .. })));
-        assert!(matches!(other.submit(rec(500_001, t)), Err(Overloaded::Closed)));
+        assert!(matches!(
+            other.submit(rec(500_001, t)),
+            Err(Overloaded::Closed)
+        ));
         assert_eq!(store.count(), 3201);
     });
 }
@@ -593,7 +631,10 @@ fn committer_overload(kind: EngineKind) {
         let a = handle.submit(rec(1, t)).unwrap();
         let b = handle.submit(rec(2, t)).unwrap();
         assert_eq!(handle.queued(), 2);
-        assert!(matches!(handle.submit(rec(3, t)), Err(Overloaded::QueueFull)));
+        assert!(matches!(
+            handle.submit(rec(3, t)),
+            Err(Overloaded::QueueFull)
+        ));
         assert!(a.await.is_ok());
         assert!(b.await.is_ok());
         assert_eq!(handle.stats().last_batch, 2);
@@ -673,13 +714,16 @@ fn master_key_file() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.trim_end().len(), 64);
-    assert!(MasterKey::generate_to(&path).is_err(), "never overwrites a key");
+    assert!(
+        MasterKey::generate_to(&path).is_err(),
+        "never overwrites a key"
+    );
 
     // The loaded key opens what the generated one wrote.
     let data = dir.path().join("data");
     {
-        let store = Store::open(&data, EngineKind::Redb, &generated, StoreOptions::default())
-            .unwrap();
+        let store =
+            Store::open(&data, EngineKind::Redb, &generated, StoreOptions::default()).unwrap();
         store.append_batch(vec![rec(1, now())]).unwrap();
     }
     let loaded = MasterKey::load(&path).unwrap();
@@ -689,7 +733,10 @@ fn master_key_file() {
 
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
     let err = MasterKey::load(&path).unwrap_err();
-    assert!(matches!(err, StoreError::KeyFilePermissions { mode: 0o640, .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::KeyFilePermissions { mode: 0o640, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("chmod 600"));
 
     let bad = dir.path().join("bad.key");

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hotline_client::transport::{Answer, Transport};
@@ -25,41 +25,41 @@ pub fn workspace() -> PathBuf {
         .to_owned()
 }
 
-/// Builds the workspace binaries once per test process and returns the
-/// folder that holds them (same profile as the tests).
-pub fn bin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let release = !cfg!(debug_assertions);
+/// The folder that holds the workspace's binaries (same profile as the tests).
+pub fn bin_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    target.join(if cfg!(debug_assertions) { "debug" } else { "release" })
+}
+
+/// Path of a workspace binary, built (once per test process) by cargo so a
+/// test never runs a stale one.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let package = match name {
+        "hotline-gateway" => "hotline-gateway",
+        "hotline-staff" => "hotline-staff",
+        "hotline-report" => "hotline-client",
+        other => panic!("unknown binary {other}"),
+    };
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == package) {
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(workspace()).args([
-            "build",
-            "--quiet",
-            "-p",
-            "hotline-gateway",
-            "-p",
-            "hotline-staff",
-            "-p",
-            "hotline-client",
-        ]);
-        if release {
+        cmd.current_dir(workspace())
+            .args(["build", "--quiet", "-p", package]);
+        if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build of the binaries failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join("target"));
-        target.join(if release { "release" } else { "debug" })
-    })
-}
-
-/// Path of a workspace binary.
-pub fn bin(name: &str) -> PathBuf {
+        assert!(status.success(), "cargo build -p {package} failed");
+        built.push(package.to_owned());
+    }
     bin_dir().join(name)
 }
 
 /// A gateway install in a temporary directory, and its process when running.
+#[derive(Debug)]
 pub struct Gateway {
     /// The install (config, keys, store).
     pub dir: tempfile::TempDir,
@@ -141,10 +141,12 @@ impl Gateway {
         });
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
+            .unwrap_or_else(|e| {
+                std::thread::sleep(Duration::from_millis(200));
+                let status = child.try_wait();
                 let _ = child.kill();
                 panic!(
-                    "gateway did not start listening; log:\n{}",
+                    "gateway did not start listening ({e}; status {status:?}); log:\n{}",
                     self.log.lock().unwrap()
                 )
             });
@@ -354,4 +356,312 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Delivery to the hotline: push-mode backend and helpers.
+
+/// A free TCP port on 127.0.0.1 (bound and released; a process started right
+/// after can take it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Raises the per-client limits so one test client may send hundreds of
+/// reports and receipt checks from 127.0.0.1.
+pub fn open_limits(config: String) -> String {
+    config
+        .replace(
+            "per_client_per_minute = 30",
+            "per_client_per_minute = 1000000",
+        )
+        .replace("per_client_burst = 20", "per_client_burst = 100000")
+}
+
+/// A `[forward]` section pointing at a receiver, with small backoff for tests.
+pub fn forward_section(receiver: &Receiver) -> String {
+    format!(
+        "\n[forward]\nbackend_url = \"{}/reports\"\nca_file = \"{}\"\nconcurrency = 4\n\
+         initial_backoff_ms = 50\nmax_backoff_secs = 1\ntimeout_secs = 10\n",
+        receiver.url(),
+        receiver.cert.display()
+    )
+}
+
+/// A `hotline-staff receive` process: the hotline's backend in push mode.
+/// Keeps its port across restarts; its stdout events (`stored ID`,
+/// `duplicate ID`) and stderr are kept across restarts too.
+#[derive(Debug)]
+pub struct Receiver {
+    /// Folder for its TLS files.
+    pub dir: tempfile::TempDir,
+    /// Where it writes reports.
+    pub out: PathBuf,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// TLS certificate (also the CA the gateway trusts).
+    pub cert: PathBuf,
+    /// TLS private key.
+    pub cert_key: PathBuf,
+    /// The hotline private key it opens reports with.
+    pub hotline_key: PathBuf,
+    /// The running process.
+    pub child: Option<Child>,
+    /// stdout lines of every run.
+    pub events: Arc<Mutex<Vec<String>>>,
+    /// stderr of every run.
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Receiver {
+    /// A receiver (not started) that opens reports with `gw`'s hotline key.
+    pub fn new(gw: &Gateway) -> Receiver {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec![
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+        ])
+        .unwrap();
+        let cert_path = dir.path().join("cert.pem");
+        let key_path = dir.path().join("key.pem");
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+        Receiver {
+            out: dir.path().join("out"),
+            port: free_port(),
+            cert: cert_path,
+            cert_key: key_path,
+            hotline_key: gw.path("hotline-private/hotline-hpke.pem"),
+            dir,
+            child: None,
+            events: Arc::new(Mutex::new(Vec::new())),
+            log: Arc::new(Mutex::new(String::new())),
+        }
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it and waits until it listens.
+    pub fn start(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut child = Command::new(bin("hotline-staff"))
+                .arg("receive")
+                .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+                .arg("--cert")
+                .arg(&self.cert)
+                .arg("--key-file")
+                .arg(&self.cert_key)
+                .arg("--key")
+                .arg(&self.hotline_key)
+                .arg("--out")
+                .arg(&self.out)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start hotline-staff receive");
+            let stdout = child.stdout.take().unwrap();
+            let events = self.events.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    events.lock().unwrap().push(line);
+                }
+            });
+            let stderr = child.stderr.take().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let log = self.log.clone();
+            std::thread::spawn(move || {
+                let mut tx = Some(tx);
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("listening on") {
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+            if rx.recv_timeout(Duration::from_secs(10)).is_ok() {
+                self.child = Some(child);
+                return;
+            }
+            // The port may still be held for a moment by the last run.
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(
+                Instant::now() < deadline,
+                "receiver did not start; log:\n{}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kills it with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Ids it reported as newly stored, in order, across all runs.
+    pub fn stored(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l.strip_prefix("stored ").map(str::to_owned))
+            .collect()
+    }
+
+    /// Ids of the report files in its output folder.
+    pub fn files(&self) -> Vec<String> {
+        report_files(&self.out)
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Ids of the `<id>.json` files in a staff output folder, sorted.
+pub fn report_files(dir: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (!name.starts_with('.'))
+                        .then(|| name.strip_suffix(".json").map(str::to_owned))
+                        .flatten()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// Seals `n` reports (descriptions "report {i}") and submits them with
+/// `tasks` concurrent clients; returns (id, receipt) in submission order.
+pub async fn submit_many(gw: &Gateway, n: usize, tasks: usize) -> Vec<(String, String)> {
+    let doc = gw.key_document();
+    let rng = ring::rand::SystemRandom::new();
+    let envelopes: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            hotline_protocol::seal_report(
+                &sample_report(&format!("report {i}")),
+                &doc.public_key,
+                Aead::ChaCha20Poly1305,
+                &rng,
+            )
+            .unwrap()
+            .encode()
+        })
+        .collect();
+    let t = gw.transport();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let envelopes = Arc::new(envelopes);
+    let mut handles = Vec::new();
+    for _ in 0..tasks.max(1) {
+        let (t, next, envelopes) = (t.clone(), next.clone(), envelopes.clone());
+        handles.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= envelopes.len() {
+                    return mine;
+                }
+                let a = submit(&t, envelopes[i].clone(), None).await;
+                assert_eq!(a.status, 201, "submit answered {}", a.status);
+                let a = hotline_protocol::SubmitAnswer::decode(&a.body).unwrap();
+                mine.push((i, a.id, a.receipt));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all.sort_by_key(|(i, _, _)| *i);
+    all.into_iter().map(|(_, id, r)| (id, r)).collect()
+}
+
+/// One value from the gateway's /metrics (open to loopback clients).
+pub async fn metric(t: &Transport, name: &str) -> f64 {
+    let a = t
+        .send(Method::GET, "/metrics", &[], Vec::new())
+        .await
+        .expect("metrics");
+    assert_eq!(a.status, 200, "/metrics answered {}", a.status);
+    let text = String::from_utf8_lossy(&a.body).into_owned();
+    text.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == name).then(|| v.trim().parse::<f64>().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Waits until the gateway's queue is empty; returns how long it took.
+pub async fn wait_for_drain(t: &Transport, token: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if metric(t, "hotline_queue_depth").await == 0.0
+            && staff_list_all(t, token).await.reports.is_empty()
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the queue did not drain within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `hotline-staff pull` for a gateway into `out`; returns the process
+/// (stdout and stderr piped).
+pub fn spawn_pull(gw: &Gateway, out: &Path, page: usize) -> Child {
+    let token_file = gw.path("hotline-private/staff-token.txt");
+    Command::new(bin("hotline-staff"))
+        .arg("pull")
+        .args([
+            "--url",
+            &format!("https://127.0.0.1:{}", gw.addr.expect("started").port()),
+        ])
+        .arg("--token-file")
+        .arg(token_file)
+        .arg("--key")
+        .arg(gw.path("hotline-private/hotline-hpke.pem"))
+        .arg("--out")
+        .arg(out)
+        .arg("--ca")
+        .arg(gw.path("gateway/tls/cert.pem"))
+        .args(["--page", &page.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start hotline-staff pull")
+}
+
+/// An envelope sealed to the gateway's key (so it is accepted) whose
+/// ciphertext was altered (so the hotline cannot open it).
+pub fn corrupt_envelope(gw: &Gateway) -> Vec<u8> {
+    let env = seal(gw, &sample_report("tampered"));
+    let mut e = hotline_protocol::Envelope::decode(&env).unwrap();
+    e.ct[0] ^= 0x55;
+    e.encode()
 }

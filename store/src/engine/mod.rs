@@ -75,8 +75,7 @@ pub(crate) trait Engine: Send + Sync {
     /// Reads one value.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Visits entries in key order with key > `after` (all when `None`).
-    fn scan(&self, table: Table, after: Option<&[u8]>, visit: Visit<'_>)
-        -> Result<(), StoreError>;
+    fn scan(&self, table: Table, after: Option<&[u8]>, visit: Visit<'_>) -> Result<(), StoreError>;
     /// Bytes the engine's files take on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
 }

@@ -100,12 +100,7 @@ impl Engine for RedbEngine {
         Ok(value.map(|v| v.value().to_vec()))
     }
 
-    fn scan(
-        &self,
-        table: Table,
-        after: Option<&[u8]>,
-        visit: Visit<'_>,
-    ) -> Result<(), StoreError> {
+    fn scan(&self, table: Table, after: Option<&[u8]>, visit: Visit<'_>) -> Result<(), StoreError> {
         let txn = self.db.begin_read().map_err(err(table, "begin read"))?;
         let handle = txn.open_table(def(table)).map_err(err(table, "open"))?;
         let lower: Bound<&[u8]> = match after {

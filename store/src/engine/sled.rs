@@ -39,14 +39,28 @@ impl SledEngine {
     pub const DIR: &'static str = "sled";
 
     pub fn open(dir: &Path, cache_bytes: usize) -> Result<SledEngine, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir.join(Self::DIR))
             .cache_capacity(cache_bytes as u64)
             .mode(sled::Mode::LowSpace)
             .use_compression(false)
-            .open()
-            .map_err(err(Table::Queue, "open database"))?;
-        Ok(SledEngine { db })
+            // Every write is followed by an explicit flush; no background flusher thread.
+            .flush_every_ms(None);
+        // sled's background threads may hold the file lock for a moment after a previous
+        // handle in this process was dropped: retry briefly before giving up.
+        let mut attempts = 0;
+        loop {
+            match config.open() {
+                Ok(db) => return Ok(SledEngine { db }),
+                Err(sled::Error::Io(e))
+                    if attempts < 50 && e.to_string().contains("could not acquire lock") =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(err(Table::Queue, "open database")(e)),
+            }
+        }
     }
 }
 
@@ -74,12 +88,7 @@ impl Engine for SledEngine {
         Ok(v.map(|v| v.to_vec()))
     }
 
-    fn scan(
-        &self,
-        table: Table,
-        after: Option<&[u8]>,
-        visit: Visit<'_>,
-    ) -> Result<(), StoreError> {
+    fn scan(&self, table: Table, after: Option<&[u8]>, visit: Visit<'_>) -> Result<(), StoreError> {
         let lower = match after {
             Some(a) => Bound::Excluded(prefixed(table, a)),
             None => Bound::Included(vec![table.prefix()]),

@@ -1,0 +1,317 @@
+//! `receive`: a minimal national-hotline backend for push mode.
+//!
+//! An HTTPS endpoint (TLS 1.3/1.2 with rustls, HTTP/1.1 and HTTP/2) that
+//! accepts the gateway's `POST` of one envelope with `Idempotency-Key: <id>`
+//! on any path, and answers:
+//!
+//! - 201 once the report is opened and durably written to `OUT/<id>.json`;
+//! - 200 if `OUT/<id>.json` already exists (a retry: nothing is written);
+//! - 422 `undecryptable` if the envelope does not open with the hotline key
+//!   (the gateway then dead-letters the record);
+//! - 400 / 413 / 415 for a request that is not a well-formed delivery;
+//! - 503 if the report could not be written (the gateway retries).
+//!
+//! `Hotline-Received-At` and `Hotline-Channel`, when sent, go into the file.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hotline_protocol::{ErrorBody, HpkeSecretKey};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::archive::{valid_id, Archive, Kept, Meta};
+use crate::StaffError;
+
+/// Largest delivery body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What `receive` needs.
+#[derive(Debug)]
+pub struct ReceiveOptions {
+    /// Address to listen on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// PEM certificate chain of this endpoint.
+    pub cert: std::path::PathBuf,
+    /// PEM private key of the certificate.
+    pub cert_key: std::path::PathBuf,
+    /// If set, clients must present a certificate issued by this CA (mutual TLS).
+    pub client_ca: Option<std::path::PathBuf>,
+    /// The hotline private key.
+    pub key: HpkeSecretKey,
+    /// Where reports go.
+    pub out: std::path::PathBuf,
+}
+
+struct State {
+    archive: Archive,
+    key: HpkeSecretKey,
+}
+
+/// Builds the TLS configuration.
+pub fn tls_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, StaffError> {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| StaffError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(StaffError::Tls(format!(
+            "{}: no certificate in the file",
+            cert.display()
+        )));
+    }
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| StaffError::Tls(format!("{}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| StaffError::Tls(e.to_string()))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| StaffError::Tls(format!("{}: {e}", ca.display())))?
+            {
+                roots
+                    .add(c)
+                    .map_err(|e| StaffError::Tls(format!("{}: {e}", ca.display())))?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .map_err(|e| StaffError::Tls(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, private)
+        .map_err(|e| StaffError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Binds the listener; the caller prints the address.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StaffError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| StaffError::Usage(format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves until SIGTERM or SIGINT.
+pub async fn serve(listener: TcpListener, opts: ReceiveOptions) -> Result<(), StaffError> {
+    let tls = TlsAcceptor::from(tls_config(
+        &opts.cert,
+        &opts.cert_key,
+        opts.client_ca.as_deref(),
+    )?);
+    let state = Arc::new(State {
+        archive: Archive::open(&opts.out)?,
+        key: opts.key,
+    });
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => return Ok(()),
+        };
+        let tls = tls.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await
+            else {
+                return;
+            };
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+            });
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn answer(status: StatusCode, body: Vec<u8>) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(hotline_protocol::MEDIA_TYPE),
+    );
+    resp
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Resp {
+    answer(status, ErrorBody::new(code, message).encode())
+}
+
+fn kept(status: StatusCode, id: &str, stored: bool) -> Resp {
+    let mut w = hotline_protocol::cbor::Writer::new();
+    w.map(2).text("id").text(id).text("stored");
+    w.uint(u64::from(stored));
+    answer(status, w.into_bytes())
+}
+
+async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Resp {
+    if req.method() == Method::GET && req.uri().path() == "/healthz" {
+        return answer(StatusCode::OK, Vec::new());
+    }
+    if req.method() != Method::POST {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "POST one envelope",
+        );
+    }
+    let headers = req.headers();
+    let cbor = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(hotline_protocol::MEDIA_TYPE));
+    if !cbor {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong_media_type",
+            "send the envelope as application/cbor",
+        );
+    }
+    let Some(id) = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .filter(|id| valid_id(id))
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_idempotency_key",
+            "Idempotency-Key must be the record id: 1-64 of [A-Za-z0-9_-]",
+        );
+    };
+    let received_at = headers
+        .get("hotline-received-at")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let channel = headers
+        .get("hotline-channel")
+        .and_then(|v| v.to_str().ok())
+        .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned);
+    if state.archive.contains(&id) {
+        println!("duplicate {id}");
+        return kept(StatusCode::OK, &id, false);
+    }
+    let body = match tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY).collect(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the envelope is larger than 1 MiB",
+            )
+        }
+        _ => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_incomplete",
+                "the body was cut short or too slow",
+            )
+        }
+    };
+    let meta = Meta {
+        id: id.clone(),
+        received_at,
+        channel,
+    };
+    let st = state.clone();
+    let result =
+        tokio::task::spawn_blocking(move || st.archive.keep_openable(&meta, &body, &st.key)).await;
+    match result {
+        Ok(Ok(Kept::Written)) => {
+            println!("stored {id}");
+            kept(StatusCode::CREATED, &id, true)
+        }
+        Ok(Ok(Kept::AlreadyPresent)) => {
+            println!("duplicate {id}");
+            kept(StatusCode::OK, &id, false)
+        }
+        Ok(Ok(Kept::Undecryptable(why))) => {
+            eprintln!("undecryptable {id}: {why}");
+            error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "undecryptable",
+                &format!("the envelope does not open with the hotline key: {why}"),
+            )
+        }
+        Ok(Err(e)) => {
+            eprintln!("cannot keep {id}: {e}");
+            let mut resp = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_stored",
+                "the report could not be written; send it again",
+            );
+            resp.headers_mut()
+                .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("5"));
+            resp
+        }
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the write task failed",
+        ),
+    }
+}
