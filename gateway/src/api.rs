@@ -112,11 +112,11 @@ impl App {
             (Method::GET, "/metrics") => ("metrics", self.metrics_page(&req, peer)),
             (Method::GET, "/v1/key") => ("key", Ok(cbor(StatusCode::OK, self.keys.signed.clone()))),
             (Method::POST, "/v1/reports") => ("reports", self.submit(req, peer).await),
-            (Method::GET, "/v1/staff/reports") => ("staff_list", self.staff_list(&req)),
+            (Method::GET, "/v1/staff/reports") => ("staff_list", self.staff_list(&req).await),
             (Method::POST, "/v1/staff/ack") => ("staff_ack", self.staff_ack(req).await),
             (Method::GET, "/v1/staff/dead") => ("staff_dead", self.staff_dead(&req).await),
             (Method::GET, p) if p.starts_with("/v1/receipts/") => {
-                ("receipts", self.receipt(&p["/v1/receipts/".len()..], peer))
+                ("receipts", self.receipt(&p["/v1/receipts/".len()..], peer).await)
             }
             (
                 _,
@@ -212,7 +212,7 @@ impl App {
     /// `GET /v1/receipts/{code}`. A malformed code is looked up as a fixed
     /// dummy so every answer takes one store lookup, and unknown, malformed
     /// and expired codes all answer `unknown`.
-    fn receipt(&self, code: &str, peer: Peer) -> Result<Resp, ApiError> {
+    async fn receipt(&self, code: &str, peer: Peer) -> Result<Resp, ApiError> {
         if let Err(wait) = self.limiter.check(peer.ip) {
             return Err(ApiError::retry(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -226,7 +226,11 @@ impl App {
             Ok(c) => (c.to_string(), true),
             Err(_) => ("0000-0000-0000-0000".to_owned(), false),
         };
-        let status = self.store.receipt_status(&key).map_err(store_error)?;
+        let store = self.store.clone();
+        let status = tokio::task::spawn_blocking(move || store.receipt_status(&key))
+            .await
+            .map_err(|_| internal("receipt task failed"))?
+            .map_err(store_error)?;
         let answer = match status.filter(|_| valid) {
             Some(ReceiptStatus::Queued) => ReceiptAnswer {
                 status: "queued".into(),
@@ -252,7 +256,7 @@ impl App {
         Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
     }
 
-    fn staff_list(&self, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    async fn staff_list(&self, req: &Request<Incoming>) -> Result<Resp, ApiError> {
         if !self.staff.allows(req.headers()) {
             return Err(ApiError::unauthenticated());
         }
@@ -283,7 +287,11 @@ impl App {
                 _ => {}
             }
         }
-        let records = self.store.read_after(after, limit).map_err(store_error)?;
+        let store = self.store.clone();
+        let records = tokio::task::spawn_blocking(move || store.read_after(after, limit))
+            .await
+            .map_err(|_| internal("list task failed"))?
+            .map_err(store_error)?;
         let next = (records.len() == limit)
             .then(|| records.last().map(|r| r.seq.to_string()))
             .flatten();
@@ -353,6 +361,13 @@ impl App {
         require_cbor(req.headers())?;
         let body = read_body(req, MAX_ACK_BODY, &self.limits).await?;
         let ack = AckRequest::decode(&body)?;
+        if let Some(bad) = ack.ids.iter().find(|id| !is_record_id(id)) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_ids",
+                format!("{bad:?} is not a record id (32 hex digits); nothing was deleted"),
+            ));
+        }
         let store = self.store.clone();
         let acked = tokio::task::spawn_blocking(move || store.delete(&ack.ids))
             .await
@@ -360,6 +375,11 @@ impl App {
             .map_err(store_error)?;
         Ok(cbor(StatusCode::OK, AckAnswer { acked }.encode()))
     }
+}
+
+/// Record ids are 32 lowercase hex digits ([`App::new_id`]).
+fn is_record_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Receipt codes are typed by people: `%20` and `+` may stand for spaces.

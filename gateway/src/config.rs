@@ -244,8 +244,10 @@ fn default_max_backoff_secs() -> u64 {
 fn default_forward_timeout_secs() -> u64 {
     30
 }
+/// Room for the largest valid envelope: a 64 KiB padded plaintext, its AEAD
+/// tag and framing (SPEC.md, size limits).
 fn default_max_body() -> usize {
-    64 * 1024
+    hotline_protocol::Limits::ENVELOPE.max_input
 }
 fn default_max_headers() -> usize {
     32
@@ -426,8 +428,8 @@ impl Config {
         let l = &self.limits;
         let checks: [(bool, &str); 9] = [
             (
-                l.max_body_bytes >= 1024 && l.max_body_bytes <= 1 << 20,
-                "limits.max_body_bytes must be between 1024 and 1048576",
+                l.max_body_bytes >= 65_626 && l.max_body_bytes <= 1 << 20,
+                "limits.max_body_bytes must be between 65626 (the largest valid envelope) and 1048576",
             ),
             (
                 (4..=200).contains(&l.max_headers),
@@ -556,7 +558,7 @@ mod tests {
             "[keys]\nkey_document='k.cbor'\nsigning_public_key='s.pem'\nmaster_key='m.key'\n",
         )
         .unwrap();
-        assert_eq!(c.limits.max_body_bytes, 64 * 1024);
+        assert_eq!(c.limits.max_body_bytes, 67_584);
         assert_eq!(c.store.engine, Engine::Redb);
         let problems = c.problems();
         assert!(problems.iter().any(|p| p.contains("keys.master_key")));

@@ -234,7 +234,8 @@ retention_secs = 86400
 shred_interval_secs = 3600
 
 [limits]
-max_body_bytes = 65536
+# The largest valid envelope (64 KiB padded report) is 65626 bytes.
+max_body_bytes = 67584
 max_headers = 32
 max_header_bytes = 16384
 # Time to send request headers; also the idle time between requests.

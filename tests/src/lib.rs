@@ -30,7 +30,11 @@ pub fn bin_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
-    target.join(if cfg!(debug_assertions) { "debug" } else { "release" })
+    target.join(if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    })
 }
 
 /// Path of a workspace binary, built (once per test process) by cargo so a

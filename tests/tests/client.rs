@@ -358,33 +358,35 @@ fn a_flush_killed_midway_loses_nothing_and_sends_nothing_twice() {
             .unwrap();
     }
     let qdir = q.path().to_str().unwrap();
-    let mut kills = 0;
-    let mut interrupted_midway = 0;
-    for wait_ms in [150u64, 90, 230, 60, 310] {
-        if queue.pending().unwrap().is_empty() {
-            break;
-        }
+    // Each round: start a flush, let it send a few reports, then SIGKILL it
+    // a few milliseconds later, wherever it is (mid-request, between the
+    // answer and the log, between the log and the removal).
+    let mut left_after_kills = Vec::new();
+    for (round, extra_ms) in [0u64, 7, 3, 13].into_iter().enumerate() {
+        let before = read_sent_log(q.path()).unwrap().len();
         let mut child = Command::new(bin("hotline-report"))
             .args(["flush", "--url", &url(&gw), "--ca"])
             .arg(ca(&gw))
-            .args(["--queue-dir", qdir, "--concurrency", "2", "--pace-ms", "15"])
+            .args(["--queue-dir", qdir, "--concurrency", "2", "--pace-ms", "10"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(wait_ms));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while read_sent_log(q.path()).unwrap().len() < before + 3 + round
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(extra_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        kills += 1;
-        let left = queue.pending().unwrap().len();
-        if left > 0 && left < 50 {
-            interrupted_midway += 1;
-        }
+        left_after_kills.push(queue.pending().unwrap().len());
     }
-    assert!(kills >= 2, "the flush finished too early to be killed");
+    eprintln!("reports left in the queue after each SIGKILL: {left_after_kills:?}");
     assert!(
-        interrupted_midway >= 1,
-        "no kill landed in the middle of a flush"
+        left_after_kills.iter().all(|&n| n > 0 && n < 50),
+        "every kill should land in the middle of a flush: {left_after_kills:?}"
     );
     let out = cli(&gw, "flush", &["--queue-dir", qdir]);
     assert_ok(&out);

@@ -17,7 +17,10 @@ fn a_sealed_report_is_stored_listed_opened_and_gone_after_ack() {
         assert_eq!(answer.status, 201);
         let answer = SubmitAnswer::decode(&answer.body).unwrap();
         assert_eq!(answer.id.len(), 32);
-        assert!(answer.receipt.parse::<hotline_protocol::ReceiptCode>().is_ok());
+        assert!(answer
+            .receipt
+            .parse::<hotline_protocol::ReceiptCode>()
+            .is_ok());
 
         let token = gw.staff_token();
         let list = staff_list_all(&t, &token).await;
@@ -26,7 +29,10 @@ fn a_sealed_report_is_stored_listed_opened_and_gone_after_ack() {
         assert_eq!(item.id, answer.id);
         assert_eq!(item.channel, "api");
         assert_eq!(item.received_at % 3600, 0, "receive time is coarse");
-        assert_eq!(open_report(&gw.hotline_key(), &item.envelope).unwrap(), report);
+        assert_eq!(
+            open_report(&gw.hotline_key(), &item.envelope).unwrap(),
+            report
+        );
 
         let ack = AckRequest {
             ids: vec![answer.id.clone()],
@@ -45,7 +51,10 @@ fn a_sealed_report_is_stored_listed_opened_and_gone_after_ack() {
         assert_eq!(AckAnswer::decode(&a.body).unwrap().acked, 1);
         assert!(staff_list_all(&t, &token).await.reports.is_empty());
     });
-    assert!(gw.stop().success(), "SIGTERM ends the gateway with status 0");
+    assert!(
+        gw.stop().success(),
+        "SIGTERM ends the gateway with status 0"
+    );
 }
 
 #[test]

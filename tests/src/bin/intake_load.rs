@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hotline_protocol::{Aead, Category, KeyDocument, Report};
+use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
@@ -61,13 +61,9 @@ fn envelopes(doc_path: &str, size: usize, n: usize) -> Vec<Bytes> {
         .map(|i| {
             let mut r = Report::new(Category::Other);
             r.description = Some(format!("{i:06} {}", "x".repeat(size.saturating_sub(200))));
-            let env = hotline_protocol::seal(
-                &doc.public_key,
-                Aead::ChaCha20Poly1305,
-                &r.encode(),
-                &rng,
-            )
-            .unwrap();
+            let env =
+                hotline_protocol::seal(&doc.public_key, Aead::ChaCha20Poly1305, &r.encode(), &rng)
+                    .unwrap();
             Bytes::from(env.encode())
         })
         .collect()
@@ -124,8 +120,13 @@ fn main() {
     rt.block_on(async {
         let mut tasks = Vec::new();
         for c in 0..args.clients {
-            let (ok, other, bodies, tls, host) =
-                (ok.clone(), other.clone(), bodies.clone(), tls.clone(), host.clone());
+            let (ok, other, bodies, tls, host) = (
+                ok.clone(),
+                other.clone(),
+                bodies.clone(),
+                tls.clone(),
+                host.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
                     .await
@@ -140,10 +141,9 @@ fn main() {
                     tokio::spawn(conn);
                     sender
                 } else {
-                    let (sender, conn) =
-                        hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                            .await
-                            .unwrap();
+                    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                        .await
+                        .unwrap();
                     tokio::spawn(conn);
                     sender
                 };
