@@ -602,3 +602,40 @@ fn a_gateway_serving_another_hotlines_key_is_refused() {
     });
     assert_ok(&cli(&a, "key", &["--pin", &fingerprint(&a)]));
 }
+
+#[test]
+fn a_rate_limited_batch_waits_as_told_and_loses_nothing() {
+    // Default limits: 30 a minute with a burst of 20. The 4 reports past the
+    // burst get 429 + Retry-After and are sent again after the wait.
+    let mut gw = Gateway::install(|t| t);
+    gw.start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.jsonl");
+    let body: String = (1..=24usize).map(|n| serde_line(n) + "\n").collect();
+    std::fs::write(&file, body).unwrap();
+    bin("hotline-report");
+    let started = Instant::now();
+    let out = cli(
+        &gw,
+        "batch",
+        &[
+            "--pin",
+            &fingerprint(&gw),
+            "--attempts",
+            "10",
+            "--concurrency",
+            "4",
+            file.to_str().unwrap(),
+        ],
+    );
+    let elapsed = started.elapsed();
+    eprintln!("rate-limited batch of 24 took {elapsed:.2?}");
+    assert_ok(&out);
+    assert!(text(&out.stderr).contains("24 accepted, 0 rejected"));
+    assert!(
+        elapsed >= Duration::from_secs(4),
+        "sent past the limit without waiting"
+    );
+    let expected: BTreeSet<String> = (1..=24usize).map(|n| format!("batch line {n}")).collect();
+    assert_eq!(descriptions(&gw), (24, expected));
+}

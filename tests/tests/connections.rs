@@ -1,0 +1,155 @@
+//! Many connections: with 2,000 concurrent TLS keep-alive connections open,
+//! the gateway's memory stays within the budget of DESIGN.md (64 MiB) and it
+//! still answers /healthz. Connections beyond `max_connections` are closed
+//! at once instead of queueing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hotline_e2e::*;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+const CONNECTIONS: usize = 2000;
+const BUDGET_KIB: u64 = 64 * 1024;
+
+fn tls_config(gw: &Gateway) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(gw.path("gateway/tls/cert.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// Opens a TLS connection and makes one request on it, leaving it open.
+async fn open(
+    addr: std::net::SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+) -> Option<SendRequest<Empty<Bytes>>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let s = tokio_rustls::TlsConnector::from(tls)
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .ok()?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let resp = sender.send_request(healthz()).await.ok()?;
+    let _ = resp.into_body().collect().await;
+    Some(sender)
+}
+
+fn healthz() -> Request<Empty<Bytes>> {
+    Request::get("/healthz")
+        .header("host", "127.0.0.1")
+        .body(Empty::new())
+        .unwrap()
+}
+
+#[test]
+fn two_thousand_open_connections_stay_within_the_memory_budget() {
+    let mut gw =
+        Gateway::install(|t| t.replace("header_timeout_secs = 10", "header_timeout_secs = 120"));
+    gw.start();
+    let idle = gw.rss_kib();
+    let rt = runtime();
+    let addr = gw.addr.unwrap();
+    let tls = tls_config(&gw);
+    let held = rt.block_on(async {
+        let mut held = Vec::with_capacity(CONNECTIONS);
+        // Open in waves of 100 so the test's own handshakes don't time out.
+        for _ in 0..CONNECTIONS / 100 {
+            let wave: Vec<_> = (0..100)
+                .map(|_| tokio::spawn(open(addr, tls.clone())))
+                .collect();
+            for w in wave {
+                if let Some(s) = w.await.unwrap() {
+                    held.push(s);
+                }
+            }
+        }
+        held
+    });
+    assert_eq!(held.len(), CONNECTIONS, "every connection was accepted");
+    let loaded = gw.rss_kib();
+    eprintln!(
+        "gateway RSS: idle {} KiB, with {} open connections {} KiB",
+        idle,
+        held.len(),
+        loaded
+    );
+    assert!(
+        loaded <= BUDGET_KIB,
+        "RSS {loaded} KiB with {CONNECTIONS} connections exceeds {BUDGET_KIB} KiB"
+    );
+    rt.block_on(async {
+        let h = gw
+            .transport()
+            .send(hyper::Method::GET, "/healthz", &[], vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            h.status, 200,
+            "still answering with {CONNECTIONS} connections open"
+        );
+        // The held connections still work too.
+        let mut some = held.into_iter().take(10).collect::<Vec<_>>();
+        for s in &mut some {
+            let r = tokio::time::timeout(Duration::from_secs(10), s.send_request(healthz()))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    });
+}
+
+#[test]
+fn connections_beyond_the_cap_are_closed_and_the_gateway_recovers() {
+    let mut gw = Gateway::install(|t| t.replace("max_connections = 4096", "max_connections = 20"));
+    gw.start();
+    let rt = runtime();
+    let addr = gw.addr.unwrap();
+    let tls = tls_config(&gw);
+    rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            held.push(open(addr, tls.clone()).await.expect("within the cap"));
+        }
+        assert!(
+            open(addr, tls.clone()).await.is_none(),
+            "the 21st is refused"
+        );
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            open(addr, tls.clone()).await.is_some(),
+            "capacity comes back"
+        );
+        let m = gw
+            .transport()
+            .send(hyper::Method::GET, "/metrics", &[], vec![])
+            .await
+            .unwrap();
+        let text = String::from_utf8(m.body.to_vec()).unwrap();
+        assert!(
+            text.contains("hotline_refused_connections_total 1"),
+            "{text}"
+        );
+    });
+}
