@@ -565,6 +565,37 @@ mod tests {
     }
 
     #[test]
+    fn forward_section_is_checked() {
+        let base = "[keys]\nkey_document='k'\nsigning_public_key='s'\nmaster_key='m'\n";
+        let parse = |extra: &str| -> Config { toml::from_str(&format!("{base}{extra}")).unwrap() };
+        let forward_problems = |c: &Config| {
+            c.problems()
+                .into_iter()
+                .filter(|p| p.starts_with("forward"))
+                .collect::<Vec<_>>()
+        };
+        let c = parse("[forward]\nbackend_url='https://hotline.example/in'\n");
+        let f = c.forward.as_ref().unwrap();
+        assert_eq!(
+            (f.concurrency, f.max_backoff_secs, f.initial_backoff_ms),
+            (4, 300, 500)
+        );
+        assert!(forward_problems(&c).is_empty());
+        assert!(
+            forward_problems(&parse("[forward]\nbackend_url='http://127.0.0.1:9/x'\n")).is_empty()
+        );
+        let p = forward_problems(&parse("[forward]\nbackend_url='http://10.0.0.1/x'\n"));
+        assert!(p.iter().any(|p| p.contains("loopback")), "{p:?}");
+        let p = forward_problems(&parse(
+            "[forward]\nbackend_url='https://h/'\nclient_cert='c.pem'\nconcurrency=0\n",
+        ));
+        assert!(p.iter().any(|p| p.contains("go together")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("client_cert")), "{p:?}");
+        assert!(p.iter().any(|p| p.contains("concurrency")), "{p:?}");
+        assert!(parse("").forward.is_none());
+    }
+
+    #[test]
     fn plain_http_must_be_loopback() {
         let c: Config = toml::from_str(
             "[listen]\nplain='0.0.0.0:8080'\n[keys]\nkey_document='k'\nsigning_public_key='s'\nmaster_key='m'\n",

