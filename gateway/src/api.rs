@@ -115,9 +115,10 @@ impl App {
             (Method::GET, "/v1/staff/reports") => ("staff_list", self.staff_list(&req).await),
             (Method::POST, "/v1/staff/ack") => ("staff_ack", self.staff_ack(req).await),
             (Method::GET, "/v1/staff/dead") => ("staff_dead", self.staff_dead(&req).await),
-            (Method::GET, p) if p.starts_with("/v1/receipts/") => {
-                ("receipts", self.receipt(&p["/v1/receipts/".len()..], peer).await)
-            }
+            (Method::GET, p) if p.starts_with("/v1/receipts/") => (
+                "receipts",
+                self.receipt(&p["/v1/receipts/".len()..], peer).await,
+            ),
             (
                 _,
                 "/healthz" | "/metrics" | "/v1/key" | "/v1/reports" | "/v1/staff/reports"

@@ -67,7 +67,22 @@ async fn raw(
     (status, body)
 }
 
-fn envelope_map(entries: &[(&str, &dyn Fn(&mut Writer))]) -> Vec<u8> {
+/// One map entry: a key and a function writing its value.
+type Field<'a> = (&'a str, &'a dyn Fn(&mut Writer));
+
+/// A table row: what is sent and what must come back.
+struct Case<'a> {
+    what: &'a str,
+    method: Method,
+    path: &'a str,
+    headers: Vec<(&'a str, &'a str)>,
+    body: Vec<u8>,
+    status: u16,
+    /// Expected reason; empty when several decoder reasons are correct.
+    reason: &'a str,
+}
+
+fn envelope_map(entries: &[Field<'_>]) -> Vec<u8> {
     let mut w = Writer::new();
     w.map(entries.len());
     for (k, f) in entries {
@@ -80,6 +95,21 @@ fn envelope_map(entries: &[(&str, &dyn Fn(&mut Writer))]) -> Vec<u8> {
 fn suite(aead: u64) -> impl Fn(&mut Writer) {
     move |w: &mut Writer| {
         w.array(3).uint(32).uint(1).uint(aead);
+    }
+}
+
+/// Sends every case and checks status, reason and that the body is the
+/// protocol's error body with a message.
+async fn check_all(t: &hotline_client::transport::Transport, cases: Vec<Case<'_>>) {
+    for c in cases {
+        let a = t.send(c.method, c.path, &c.headers, c.body).await.unwrap();
+        let what = c.what;
+        assert_eq!(a.status.as_u16(), c.status, "{what}: status");
+        let err = ErrorBody::decode(&a.body).unwrap_or_else(|e| panic!("{what}: error body: {e}"));
+        if !c.reason.is_empty() {
+            assert_eq!(err.error, c.reason, "{what}: reason");
+        }
+        assert!(!err.message.is_empty(), "{what}: message");
     }
 }
 
@@ -123,41 +153,40 @@ fn every_kind_of_bad_input_gets_its_status_and_reason_and_stores_nothing() {
         let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
 
         let cbor = "application/cbor";
-        // (what, content-type, body, idempotency key, status, reason)
-        let cases: Vec<(&str, &str, Vec<u8>, Option<&str>, u16, &str)> = vec![
-            ("random bytes", cbor, random, None, 400, ""),
-            ("empty body", cbor, vec![], None, 400, "cbor_truncated"),
-            ("truncated CBOR", cbor, good[..good.len() / 2].to_vec(), None, 400, "cbor_truncated"),
-            ("trailing bytes", cbor, trailing, None, 400, "cbor_trailing_bytes"),
-            ("60,000 nested arrays", cbor, deep, None, 400, "cbor_too_deep"),
-            ("a 4 GiB string declared", cbor, huge_string, None, 400, "cbor_string_too_long"),
-            ("indefinite-length map", cbor, vec![0xbf, 0x61, b'v', 0x01, 0xff], None, 400, "cbor_indefinite_length"),
-            ("not a map", cbor, vec![0x83, 1, 2, 3], None, 400, "wrong_type"),
-            ("duplicate key", cbor, envelope_map(&[("v", &v1), ("v", &v1)]), None, 400, "duplicate_field"),
-            ("missing ct", cbor, envelope_map(&[("v", &v1), ("suite", &suite(3)), ("kid", &kid_ok), ("enc", &enc_ok)]), None, 400, "missing_field"),
-            ("wrong enc length", cbor, envelope_map(&[("v", &v1), ("suite", &suite(3)), ("kid", &kid_ok), ("enc", &|w: &mut Writer| { w.bytes(&[1u8; 31]); }), ("ct", &ct_ok)]), None, 400, "invalid_value"),
-            ("unknown suite", cbor, envelope_map(&[("v", &v1), ("suite", &suite(2)), ("kid", &kid_ok), ("enc", &enc_ok), ("ct", &ct_ok)]), None, 422, "unsupported_suite"),
-            ("unknown version", cbor, envelope_map(&[("v", &|w: &mut Writer| { w.uint(2); }), ("suite", &suite(3)), ("kid", &kid_ok), ("enc", &enc_ok), ("ct", &ct_ok)]), None, 422, "unsupported_version"),
-            ("unknown kid", cbor, envelope_map(&[("v", &v1), ("suite", &suite(3)), ("kid", &|w: &mut Writer| { w.bytes(&Kid([1; 8]).0); }), ("enc", &enc_ok), ("ct", &ct_ok)]), None, 422, "unknown_kid"),
-            ("wrong media type", "text/plain", good.clone(), None, 415, "wrong_media_type"),
-            ("form media type", "application/x-www-form-urlencoded", good.clone(), None, 415, "wrong_media_type"),
-            ("oversized body", cbor, vec![0u8; 100_000], None, 413, "body_too_large"),
-            ("malformed Idempotency-Key", cbor, good.clone(), Some("not base64!"), 400, "bad_idempotency_key"),
-            ("short Idempotency-Key", cbor, good.clone(), Some("AAAA"), 400, "bad_idempotency_key"),
+        let report = |what, ctype, body, idem: Option<&'static str>, status, reason| Case {
+            what,
+            method: Method::POST,
+            path: "/v1/reports",
+            headers: [("content-type", ctype)]
+                .into_iter()
+                .chain(idem.map(|k| ("idempotency-key", k)))
+                .collect(),
+            body,
+            status,
+            reason,
+        };
+        let cases: Vec<Case> = vec![
+            report("random bytes", cbor, random, None, 400, ""),
+            report("empty body", cbor, vec![], None, 400, "cbor_truncated"),
+            report("truncated CBOR", cbor, good[..good.len() / 2].to_vec(), None, 400, "cbor_truncated"),
+            report("trailing bytes", cbor, trailing, None, 400, "cbor_trailing_bytes"),
+            report("60,000 nested arrays", cbor, deep, None, 400, "cbor_too_deep"),
+            report("a 4 GiB string declared", cbor, huge_string, None, 400, "cbor_string_too_long"),
+            report("indefinite-length map", cbor, vec![0xbf, 0x61, b'v', 0x01, 0xff], None, 400, "cbor_indefinite_length"),
+            report("not a map", cbor, vec![0x83, 1, 2, 3], None, 400, "wrong_type"),
+            report("duplicate key", cbor, envelope_map(&[("v", &v1), ("v", &v1)]), None, 400, "duplicate_field"),
+            report("missing ct", cbor, envelope_map(&[("v", &v1), ("suite", &suite(3)), ("kid", &kid_ok), ("enc", &enc_ok)]), None, 400, "missing_field"),
+            report("wrong enc length", cbor, envelope_map(&[("v", &v1), ("suite", &suite(3)), ("kid", &kid_ok), ("enc", &|w: &mut Writer| { w.bytes(&[1u8; 31]); }), ("ct", &ct_ok)]), None, 400, "invalid_value"),
+            report("unknown suite", cbor, envelope_map(&[("v", &v1), ("suite", &suite(2)), ("kid", &kid_ok), ("enc", &enc_ok), ("ct", &ct_ok)]), None, 422, "unsupported_suite"),
+            report("unknown version", cbor, envelope_map(&[("v", &|w: &mut Writer| { w.uint(2); }), ("suite", &suite(3)), ("kid", &kid_ok), ("enc", &enc_ok), ("ct", &ct_ok)]), None, 422, "unsupported_version"),
+            report("unknown kid", cbor, envelope_map(&[("v", &v1), ("suite", &suite(3)), ("kid", &|w: &mut Writer| { w.bytes(&Kid([1; 8]).0); }), ("enc", &enc_ok), ("ct", &ct_ok)]), None, 422, "unknown_kid"),
+            report("wrong media type", "text/plain", good.clone(), None, 415, "wrong_media_type"),
+            report("form media type", "application/x-www-form-urlencoded", good.clone(), None, 415, "wrong_media_type"),
+            report("oversized body", cbor, vec![0u8; 100_000], None, 413, "body_too_large"),
+            report("malformed Idempotency-Key", cbor, good.clone(), Some("not base64!"), 400, "bad_idempotency_key"),
+            report("short Idempotency-Key", cbor, good.clone(), Some("AAAA"), 400, "bad_idempotency_key"),
         ];
-        for (what, ctype, body, idem, status, reason) in &cases {
-            let mut headers = vec![("content-type", *ctype)];
-            if let Some(k) = idem {
-                headers.push(("idempotency-key", k));
-            }
-            let a = t.send(Method::POST, "/v1/reports", &headers, body.clone()).await.unwrap();
-            assert_eq!(a.status.as_u16(), *status, "{what}: status");
-            let err = ErrorBody::decode(&a.body).unwrap_or_else(|e| panic!("{what}: error body: {e}"));
-            if !reason.is_empty() {
-                assert_eq!(err.error, *reason, "{what}: reason");
-            }
-            assert!(!err.message.is_empty(), "{what}: message");
-        }
+        check_all(&t, cases).await;
 
         // Requests a well-behaved client library would not send.
         let (s, body) = raw(&gw, false, "POST /v1/reports HTTP/1.1\r\nhost: x\r\n\r\n", &[]).await;
@@ -192,35 +221,37 @@ fn every_kind_of_bad_input_gets_its_status_and_reason_and_stores_nothing() {
 
         // Staff API.
         let token = gw.staff_token();
-        let bearer = format!("Bearer {token}");
-        let wrong = "Bearer wrong-token".to_owned();
-        let staff: Vec<(&str, Method, &str, Option<&str>, Vec<u8>, u16, &str)> = vec![
-            ("staff list without token", Method::GET, "/v1/staff/reports", None, vec![], 401, "unauthenticated"),
-            ("staff list with wrong token", Method::GET, "/v1/staff/reports", Some(&wrong), vec![], 401, "unauthenticated"),
-            ("ack without token", Method::POST, "/v1/staff/ack", None, AckRequest { ids: vec![] }.encode(), 401, "unauthenticated"),
-            ("ack of malformed ids", Method::POST, "/v1/staff/ack", Some(&bearer), AckRequest { ids: vec!["nope".into()] }.encode(), 422, "unknown_ids"),
-            ("ack body not CBOR", Method::POST, "/v1/staff/ack", Some(&bearer), b"ids=1".to_vec(), 400, ""),
-            ("bad page size", Method::GET, "/v1/staff/reports?limit=0", Some(&bearer), vec![], 400, "bad_limit"),
-            ("bad cursor", Method::GET, "/v1/staff/reports?after=x", Some(&bearer), vec![], 400, "bad_cursor"),
-            ("wrong method", Method::GET, "/v1/reports", None, vec![], 405, "method_not_allowed"),
-            ("unknown path", Method::GET, "/v2/reports", None, vec![], 404, "not_found"),
+        // The closures above take 'static headers; leaking two short strings in a test is fine.
+        let bearer: &'static str = Box::leak(format!("Bearer {token}").into_boxed_str());
+        let wrong = "Bearer wrong-token";
+        let staff = |what, method, path, auth: Option<&'static str>, body, status, reason| Case {
+            what,
+            method,
+            path,
+            headers: [("content-type", "application/cbor")]
+                .into_iter()
+                .chain(auth.map(|a| ("authorization", a)))
+                .collect(),
+            body,
+            status,
+            reason,
+        };
+        let cases: Vec<Case> = vec![
+            staff("staff list without token", Method::GET, "/v1/staff/reports", None, vec![], 401, "unauthenticated"),
+            staff("staff list with wrong token", Method::GET, "/v1/staff/reports", Some(wrong), vec![], 401, "unauthenticated"),
+            staff("ack without token", Method::POST, "/v1/staff/ack", None, AckRequest { ids: vec![] }.encode(), 401, "unauthenticated"),
+            staff("ack of malformed ids", Method::POST, "/v1/staff/ack", Some(bearer), AckRequest { ids: vec!["nope".into()] }.encode(), 422, "unknown_ids"),
+            staff("ack body not CBOR", Method::POST, "/v1/staff/ack", Some(bearer), b"ids=1".to_vec(), 400, ""),
+            staff("bad page size", Method::GET, "/v1/staff/reports?limit=0", Some(bearer), vec![], 400, "bad_limit"),
+            staff("bad cursor", Method::GET, "/v1/staff/reports?after=x", Some(bearer), vec![], 400, "bad_cursor"),
+            staff("wrong method", Method::GET, "/v1/reports", None, vec![], 405, "method_not_allowed"),
+            staff("unknown path", Method::GET, "/v2/reports", None, vec![], 404, "not_found"),
         ];
-        for (what, method, path, auth, body, status, reason) in &staff {
-            let mut headers = vec![("content-type", "application/cbor")];
-            if let Some(a) = auth {
-                headers.push(("authorization", a));
-            }
-            let a = t.send(method.clone(), path, &headers, body.clone()).await.unwrap();
-            assert_eq!(a.status.as_u16(), *status, "{what}: status");
-            let err = ErrorBody::decode(&a.body).unwrap();
-            if !reason.is_empty() {
-                assert_eq!(err.error, *reason, "{what}: reason");
-            }
-        }
+        check_all(&t, cases).await;
 
         let unknown = AckRequest { ids: vec!["0123456789abcdef0123456789abcdef".into()] };
         let a = t
-            .send(Method::POST, "/v1/staff/ack", &[("authorization", &bearer)], unknown.encode())
+            .send(Method::POST, "/v1/staff/ack", &[("authorization", bearer)], unknown.encode())
             .await
             .unwrap();
         assert_eq!(a.status, 200, "acking an unknown but well-formed id is harmless");
