@@ -390,9 +390,17 @@ impl Config {
     /// Every problem found, in plain words; empty when the config is usable.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+        // A bare word would parse as a target name and silently log nothing
+        // useful, so it must be a level; directives (`warn,hotline_gateway=info`)
+        // go to the filter parser.
+        const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+        let level = self.log_level.trim();
+        let is_directive = level.contains('=') || level.contains(',');
+        if (!is_directive && !LEVELS.contains(&level.to_ascii_lowercase().as_str()))
+            || tracing_subscriber::EnvFilter::try_new(level).is_err()
+        {
             p.push(format!(
-                "log_level {:?} is not one of error, warn, info, debug, trace",
+                "log_level {:?} is not one of error, warn, info, debug, trace (or a filter directive)",
                 self.log_level
             ));
         }

@@ -73,7 +73,8 @@ fn demo(dir: PathBuf) -> Result<(), String> {
          \n  Key id (kid):    {kid}\
          \n  Signing key fp:  {sfp}\
          \n  Staff token:     {token}\
-         \n  Hotline keys:    {private}\
+         \n  Signing pubkey:  {signing}\
+         \n  Hotline keys:    {private}   (private key: hotline-hpke.pem)\
          \n\n  DEMO ONLY: the hotline private key is beside the gateway so you can open\
          \n  reports here (hotline-staff pull). A real install keeps it on the hotline's\
          \n  own machine: see `hotline-gateway init` and docs/deployment.md.\n",
@@ -81,6 +82,7 @@ fn demo(dir: PathBuf) -> Result<(), String> {
         kid = installed.key_fingerprint,
         sfp = installed.signing_fingerprint,
         token = installed.staff_token_file.display(),
+        signing = config.keys.signing_public_key.display(),
         private = installed.private_dir.display(),
     );
     serve(config)

@@ -112,3 +112,97 @@ fn key_document_health_and_metrics_are_served() {
         }
     });
 }
+
+#[test]
+fn check_config_explains_every_problem_at_once() {
+    let gw = Gateway::install(|t| {
+        t.replace("max_headers = 32", "max_headers = 1")
+            .replace("# plain = \"127.0.0.1:8080\"", "plain = \"0.0.0.0:8080\"")
+            .replace("log_level = \"info\"", "log_level = \"loud\"")
+    });
+    std::fs::remove_file(gw.path("gateway/master.key")).unwrap();
+    let out = std::process::Command::new(bin("hotline-gateway"))
+        .args(["check-config", "--config"])
+        .arg(gw.path("config.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "4 problem(s)",
+        "max_headers",
+        "loopback",
+        "log_level",
+        "master_key",
+    ] {
+        assert!(
+            text.contains(needle),
+            "check-config output lacks {needle:?}:\n{text}"
+        );
+    }
+    let ok = Gateway::install(|t| t);
+    let out = std::process::Command::new(bin("hotline-gateway"))
+        .args(["check-config", "--config"])
+        .arg(ok.path("config.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn http2_is_offered_by_alpn_and_serves_the_api() {
+    use http_body_util::{BodyExt, Full};
+    use rustls::pki_types::pem::PemObject;
+    let mut gw = Gateway::with_engine("redb");
+    gw.start();
+    runtime().block_on(async {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(gw.path("gateway/tls/cert.pem"))
+            .unwrap()
+        {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(gw.addr.unwrap())
+            .await
+            .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(
+                rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::post("https://127.0.0.1/v1/reports")
+            .header("content-type", "application/cbor")
+            .body(Full::new(bytes::Bytes::from(seal(
+                &gw,
+                &sample_report("over h2"),
+            ))))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+        assert_eq!(resp.status(), 201);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(SubmitAnswer::decode(&body).is_ok());
+    });
+}
