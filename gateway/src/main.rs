@@ -143,6 +143,8 @@ fn serve(config: Config) -> Result<(), String> {
         .with_env_filter(filter)
         .with_target(false)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -60,7 +60,7 @@ fn envelopes(doc_path: &str, size: usize, n: usize) -> Vec<Bytes> {
     (0..n)
         .map(|i| {
             let mut r = Report::new(Category::Other);
-            r.description = Some(format!("{i:06} {}", "x".repeat(size.saturating_sub(200))));
+            r.description = Some(format!("{i:06} {}", "x".repeat(size.saturating_sub(130))));
             let env =
                 hotline_protocol::seal(&doc.public_key, Aead::ChaCha20Poly1305, &r.encode(), &rng)
                     .unwrap();
