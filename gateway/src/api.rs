@@ -158,14 +158,7 @@ impl App {
     /// gateway cannot read), then answer 201 only once the record is durable.
     async fn submit(&self, req: Request<Incoming>, peer: Peer) -> Result<Resp, ApiError> {
         require_cbor(req.headers())?;
-        if let Err(wait) = self.limiter.check(peer.ip) {
-            return Err(ApiError::retry(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many reports from this address; please wait and send again",
-                wait.as_secs() + 1,
-            ));
-        }
+        self.check_rate(peer)?;
         let idempotency_key = idempotency_key(req.headers())?;
         let body = read_body(req, self.limits.max_body_bytes, &self.limits).await?;
         let envelope = Envelope::decode(&body)?;
@@ -179,6 +172,19 @@ impl App {
         self.store_envelope(body.to_vec(), "api", idempotency_key)
             .await
             .map(|answer| cbor(StatusCode::CREATED, answer.encode()))
+    }
+
+    /// The per-client limit shared by every public endpoint that costs the
+    /// gateway work or could be used to probe (reports, the form, receipts).
+    pub fn check_rate(&self, peer: Peer) -> Result<(), ApiError> {
+        self.limiter.check(peer.ip).map_err(|wait| {
+            ApiError::retry(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this address; please wait and send again",
+                wait.as_secs() + 1,
+            )
+        })
     }
 
     /// Queues an envelope for the writer and waits until it is durable.
@@ -214,14 +220,7 @@ impl App {
     /// dummy so every answer takes one store lookup, and unknown, malformed
     /// and expired codes all answer `unknown`.
     async fn receipt(&self, code: &str, peer: Peer) -> Result<Resp, ApiError> {
-        if let Err(wait) = self.limiter.check(peer.ip) {
-            return Err(ApiError::retry(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests from this address; please wait",
-                wait.as_secs() + 1,
-            ));
-        }
+        self.check_rate(peer)?;
         let code = percent_decode_digits(code);
         let (key, valid) = match code.parse::<ReceiptCode>() {
             Ok(c) => (c.to_string(), true),

@@ -565,13 +565,7 @@ fn form_body_limit(app: &App) -> usize {
 async fn post_report(app: &Arc<App>, req: Request<Incoming>, peer: Peer) -> Resp {
     let accept_lang = header(req.headers(), ACCEPT_LANGUAGE).and_then(lang_from_accept);
     let page_lang = accept_lang.unwrap_or_else(default_lang);
-    if let Err(wait) = app.limiter.check(peer.ip) {
-        let e = ApiError::retry(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many reports from this address; please wait and send again",
-            wait.as_secs() + 1,
-        );
+    if let Err(e) = app.check_rate(peer) {
         return error_page(app, page_lang, &e, "msg_busy");
     }
     let form_type = header(req.headers(), CONTENT_TYPE)

@@ -23,7 +23,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use ring::aead::LessSafeKey;
 
 use ring::hmac;
 use ring::rand::SystemRandom;
@@ -551,8 +553,22 @@ impl Store {
         aad: &[u8],
         plaintext: Vec<u8>,
     ) -> Result<Vec<u8>, StoreError> {
-        let key = self
-            .keyring
+        let key = self.epoch_key(table, id, epoch)?;
+        let sealed = keys::seal(&key, &self.rng, aad, plaintext)?;
+        let mut out = Vec::with_capacity(4 + sealed.len());
+        out.extend_from_slice(&epoch.to_be_bytes());
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// The key of `epoch`, or why there is none (shredded, or never made).
+    fn epoch_key(
+        &self,
+        table: Table,
+        id: &str,
+        epoch: u32,
+    ) -> Result<Arc<LessSafeKey>, StoreError> {
+        self.keyring
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(epoch)
@@ -560,12 +576,7 @@ impl Store {
                 table: table.name(),
                 id: id.to_owned(),
                 epoch,
-            })?;
-        let sealed = keys::seal(&key, &self.rng, aad, plaintext)?;
-        let mut out = Vec::with_capacity(4 + sealed.len());
-        out.extend_from_slice(&epoch.to_be_bytes());
-        out.extend_from_slice(&sealed);
-        Ok(out)
+            })
     }
 
     /// Opens bytes made by `seal_with_epoch`.
@@ -581,16 +592,7 @@ impl Store {
             key: id.to_owned(),
             reason: "sealed value too short",
         })?;
-        let key = self
-            .keyring
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(epoch)
-            .ok_or_else(|| StoreError::EpochKeyMissing {
-                table: table.name(),
-                id: id.to_owned(),
-                epoch,
-            })?;
+        let key = self.epoch_key(table, id, epoch)?;
         keys::open(&key, aad, &bytes[4..]).ok_or_else(|| StoreError::OpenFailed {
             table: table.name(),
             id: id.to_owned(),

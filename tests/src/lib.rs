@@ -669,3 +669,25 @@ pub fn corrupt_envelope(gw: &Gateway) -> Vec<u8> {
     e.ct[0] ^= 0x55;
     e.encode()
 }
+
+/// A rustls client configuration that trusts only this gateway's
+/// self-signed certificate and offers `alpn`, for tests that speak raw
+/// TLS, HTTP/2 or bind their own source address.
+pub fn tls_client(gw: &Gateway, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(gw.path("gateway/tls/cert.pem"))
+        .expect("certificate file")
+    {
+        roots.add(c.expect("certificate")).expect("add certificate");
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}

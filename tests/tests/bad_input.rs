@@ -2,15 +2,13 @@
 //! body, the daemon keeps serving, and nothing is stored.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hotline_e2e::*;
 use hotline_protocol::cbor::Writer;
 use hotline_protocol::{AckRequest, ErrorBody, Kid};
 use hyper::Method;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One raw HTTP/1.1 exchange over TLS (or plain TCP), for requests a normal
@@ -25,18 +23,8 @@ async fn raw(
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut buf = Vec::new();
     if tls {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(gw.path("gateway/tls/cert.pem")).unwrap() {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut s = tokio_rustls::TlsConnector::from(Arc::new(config))
+        let config = tls_client(gw, &[]);
+        let mut s = tokio_rustls::TlsConnector::from(config)
             .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
             .await
             .unwrap();

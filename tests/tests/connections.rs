@@ -18,27 +18,14 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 
 const CONNECTIONS: usize = 2000;
 /// DESIGN.md: <= 64 MiB with 1,000 open connections.
 const BUDGET_KIB_PER_1000: u64 = 64 * 1024;
 
 fn tls_config(gw: &Gateway) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(gw.path("gateway/tls/cert.pem")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
+    tls_client(gw, &[])
 }
 
 /// Opens a TLS connection and makes one request on it, leaving it open.

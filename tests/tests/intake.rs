@@ -156,28 +156,14 @@ fn check_config_explains_every_problem_at_once() {
 #[test]
 fn http2_is_offered_by_alpn_and_serves_the_api() {
     use http_body_util::{BodyExt, Full};
-    use rustls::pki_types::pem::PemObject;
     let mut gw = Gateway::with_engine("redb");
     gw.start();
     runtime().block_on(async {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls::pki_types::CertificateDer::pem_file_iter(gw.path("gateway/tls/cert.pem"))
-            .unwrap()
-        {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        let config = tls_client(&gw, &[b"h2"]);
         let tcp = tokio::net::TcpStream::connect(gw.addr.unwrap())
             .await
             .unwrap();
-        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        let tls = tokio_rustls::TlsConnector::from(config)
             .connect(
                 rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
                 tcp,

@@ -3,15 +3,12 @@
 //! client's address never appears in the logs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use hotline_e2e::*;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 
 /// A distinctive client address: the whole of 127.0.0.0/8 is loopback, so the
 /// test can tell the client apart from the listener (127.0.0.1).
@@ -25,18 +22,8 @@ async fn from_client(gw: &Gateway, req: Request<Full<Bytes>>) -> u16 {
         .bind(format!("{CLIENT_IP}:0").parse().unwrap())
         .unwrap();
     let tcp = socket.connect(gw.addr.unwrap()).await.unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(gw.path("gateway/tls/cert.pem")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let config = tls_client(gw, &[]);
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
         .await
         .unwrap();
