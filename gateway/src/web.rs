@@ -254,12 +254,20 @@ fn form_page(app: &App, lang: &Lang) -> Resp {
     let fingerprint = app.keys.signing.fingerprint();
     let signing_key = base64::engine::general_purpose::STANDARD.encode(app.keys.signing.0);
     let links = lang_links(lang);
+    // A fresh nonce per rendered form lets the no-JS path recognise the same
+    // form sent again after a lost answer (see `form_idempotency_key`).
+    let mut nonce = [0u8; 16];
+    let nonce = match ring::rand::SecureRandom::fill(&app.rng, &mut nonce) {
+        Ok(()) => crate::setup::base64url(&nonce),
+        Err(_) => String::new(),
+    };
     let body = FORM.render(
         lang,
         &[
             ("lang", lang.code),
             ("fingerprint", &fingerprint),
             ("signing_key", &signing_key),
+            ("form_nonce", &nonce),
         ],
         &[("lang_links", &links)],
     );
@@ -587,6 +595,7 @@ async fn post_report(app: &Arc<App>, req: Request<Incoming>, peer: Peer) -> Resp
         Ok(fields) => fields,
         Err(e) => return error_page(app, page_lang, &e.api_error(), e.msg_key()),
     };
+    let idempotency_key = form_idempotency_key(&fields, &body);
     drop(body);
     let page_lang = fields
         .get("lang")
@@ -622,7 +631,7 @@ async fn post_report(app: &Arc<App>, req: Request<Incoming>, peer: Peer) -> Resp
         }
     };
     match app
-        .store_envelope(envelope.encode(), "web-nojs", None)
+        .store_envelope(envelope.encode(), "web-nojs", idempotency_key)
         .await
     {
         Ok(answer) => sent_page(app, page_lang, &answer.receipt),
@@ -630,11 +639,32 @@ async fn post_report(app: &Arc<App>, req: Request<Incoming>, peer: Peer) -> Resp
     }
 }
 
+/// The idempotency key of a no-JS submission: a hash of the form's nonce and
+/// the whole body. A reporter on a slow link who sends the same form again
+/// after losing the answer gets the first receipt and no duplicate; edited
+/// content from the same page is a new report. Without a well-formed nonce
+/// (an old cached page) there is no key.
+fn form_idempotency_key(fields: &Fields, body: &[u8]) -> Option<[u8; 16]> {
+    use base64::Engine as _;
+    let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(fields.get("nonce")?)
+        .ok()
+        .filter(|n| n.len() == 16)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"hotline-web-nojs/v1");
+    ctx.update(&nonce);
+    ctx.update(body);
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&ctx.finish().as_ref()[..16]);
+    Some(key)
+}
+
 /// The form fields the report uses, first occurrence of each; others are
 /// ignored.
 type Fields = HashMap<&'static str, String>;
 
-const FIELD_NAMES: [&str; 7] = [
+const FIELD_NAMES: [&str; 8] = [
+    "nonce",
     "category",
     "urls",
     "description",
@@ -1017,6 +1047,7 @@ mod tests {
                 ("lang", l.code),
                 ("fingerprint", "3F2A 9C1B"),
                 ("signing_key", "AAAA"),
+                ("form_nonce", "q83vEjRWeJCrze8SNFZ4kA"),
                 ("receipt", "HX7K-2M9Q"),
                 ("message", l.get("msg_busy")),
             ];
@@ -1157,6 +1188,20 @@ mod tests {
         assert_eq!(msg_for(&e(507)), "msg_full");
         assert_eq!(msg_for(&e(413)), "msg_too_large");
         assert_eq!(msg_for(&e(400)), "msg_rejected");
+    }
+
+    #[test]
+    fn the_same_form_sent_twice_has_one_idempotency_key_and_an_edit_another() {
+        let body = b"nonce=q83vEjRWeJCrze8SNFZ4kA&category=csam&description=a";
+        let key = |b: &[u8]| form_idempotency_key(&parse_form(b).unwrap(), b);
+        assert!(key(body).is_some());
+        assert_eq!(key(body), key(body));
+        assert_ne!(
+            key(body),
+            key(b"nonce=q83vEjRWeJCrze8SNFZ4kA&category=csam&description=b")
+        );
+        assert_eq!(key(b"category=csam"), None, "no nonce, no key");
+        assert_eq!(key(b"nonce=short&category=csam"), None);
     }
 
     #[test]

@@ -192,3 +192,59 @@ fn http2_is_offered_by_alpn_and_serves_the_api() {
         assert!(SubmitAnswer::decode(&body).is_ok());
     });
 }
+
+#[test]
+fn the_no_js_form_sent_again_after_a_lost_answer_is_stored_once() {
+    let mut gw = Gateway::with_engine("redb");
+    gw.start();
+    runtime().block_on(async {
+        let t = gw.transport();
+        let page = t.send(Method::GET, "/", &[], vec![]).await.unwrap();
+        let html = String::from_utf8(page.body.to_vec()).unwrap();
+        let nonce = html
+            .split("name=\"nonce\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the form carries a nonce")
+            .to_owned();
+        assert_eq!(nonce.len(), 22);
+        let receipt_of = |html: &str| {
+            html.as_bytes()
+                .windows(19)
+                .find(|w| {
+                    w.iter().enumerate().all(|(i, c)| {
+                        if i % 5 == 4 {
+                            *c == b'-'
+                        } else {
+                            c.is_ascii_digit()
+                        }
+                    })
+                })
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+        };
+        let mut receipts = Vec::new();
+        for description in ["seen twice", "seen twice", "edited"] {
+            let form = format!("nonce={nonce}&category=grooming&description={description}&lang=en")
+                .replace(' ', "+");
+            let a = t
+                .send(
+                    Method::POST,
+                    "/report",
+                    &[("content-type", "application/x-www-form-urlencoded")],
+                    form.into_bytes(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(a.status, 200);
+            receipts.push(receipt_of(&String::from_utf8_lossy(&a.body)).expect("a receipt"));
+        }
+        assert_eq!(
+            receipts[0], receipts[1],
+            "the resend gets the first receipt"
+        );
+        assert_ne!(receipts[0], receipts[2], "edited content is a new report");
+        let list = staff_list_all(&t, &gw.staff_token()).await;
+        assert_eq!(list.reports.len(), 2);
+        assert!(list.reports.iter().all(|r| r.channel == "web-nojs"));
+    });
+}
