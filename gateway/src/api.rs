@@ -216,10 +216,16 @@ impl App {
         }
     }
 
-    /// `GET /v1/receipts/{code}`. A malformed code is looked up as a fixed
-    /// dummy so every answer takes one store lookup, and unknown, malformed
-    /// and expired codes all answer `unknown`.
+    /// `GET /v1/receipts/{code}`.
     async fn receipt(&self, code: &str, peer: Peer) -> Result<Resp, ApiError> {
+        let answer = self.receipt_status(code, peer).await?;
+        Ok(cbor(StatusCode::OK, answer.encode()))
+    }
+
+    /// The status of a receipt code as people type it. A malformed code is
+    /// looked up as a fixed dummy so every answer takes one store lookup,
+    /// and unknown, malformed and expired codes all answer `unknown`.
+    pub async fn receipt_status(&self, code: &str, peer: Peer) -> Result<ReceiptAnswer, ApiError> {
         self.check_rate(peer)?;
         let code = percent_decode_digits(code);
         let (key, valid) = match code.parse::<ReceiptCode>() {
@@ -245,7 +251,7 @@ impl App {
                 day: None,
             },
         };
-        Ok(cbor(StatusCode::OK, answer.encode()))
+        Ok(answer)
     }
 
     fn new_id(&self) -> Result<String, ApiError> {

@@ -55,6 +55,7 @@ static TRANSLATIONS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/web_i
 const FORM_HTML: &str = include_str!("../../clients/web/templates/form.html");
 const SENT_HTML: &str = include_str!("../../clients/web/templates/sent.html");
 const ERROR_HTML: &str = include_str!("../../clients/web/templates/error.html");
+const CHECK_HTML: &str = include_str!("../../clients/web/templates/check.html");
 
 /// A static file and its gzip form.
 struct Asset {
@@ -139,6 +140,7 @@ enum Piece {
 static FORM: LazyLock<Template> = LazyLock::new(|| Template::compile(FORM_HTML));
 static SENT: LazyLock<Template> = LazyLock::new(|| Template::compile(SENT_HTML));
 static ERROR: LazyLock<Template> = LazyLock::new(|| Template::compile(ERROR_HTML));
+static CHECK: LazyLock<Template> = LazyLock::new(|| Template::compile(CHECK_HTML));
 
 impl Template {
     fn compile(src: &'static str) -> Template {
@@ -225,12 +227,17 @@ pub async fn handle(
         "/report" if *req.method() == Method::POST => {
             ("web_report", Ok(post_report(app, req, peer).await))
         }
+        "/check" if get => {
+            let lang = choose_lang(req.uri().query(), header(req.headers(), ACCEPT_LANGUAGE));
+            let code = req.uri().query().and_then(|q| query_param(q, "code"));
+            ("web_check", Ok(check_page(app, lang, code, peer).await))
+        }
         // A reload of the receipt page, or a bookmark: back to the form.
         "/report" if get => ("web_report", Ok(redirect_home())),
         "/static/form.js" if get => ("web_static", Ok(asset(req.headers(), &FORM_JS))),
         "/static/form.css" if get => ("web_static", Ok(asset(req.headers(), &FORM_CSS))),
         "/favicon.ico" => ("web_favicon", Ok(favicon())),
-        "/" | "/report" | "/static/form.js" | "/static/form.css" => (
+        "/" | "/report" | "/check" | "/static/form.js" | "/static/form.css" => (
             "method",
             Err(ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -268,6 +275,35 @@ fn form_page(app: &App, lang: &Lang) -> Resp {
             ("fingerprint", &fingerprint),
             ("signing_key", &signing_key),
             ("form_nonce", &nonce),
+        ],
+        &[("lang_links", &links)],
+    );
+    html(StatusCode::OK, lang, body)
+}
+
+/// `GET /check[?code=…]`: the receipt check for people, in their language.
+/// The same lookup as `GET /v1/receipts/{code}` (one store read whatever the
+/// code, unknown and malformed alike), rate limited the same way.
+async fn check_page(app: &Arc<App>, lang: &Lang, code: Option<String>, peer: Peer) -> Resp {
+    let status = match code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        None => "",
+        Some(code) => match app.receipt_status(code, peer).await {
+            Ok(answer) => match answer.status.as_str() {
+                "queued" => lang.get("check_queued"),
+                "delivered" => lang.get("check_delivered"),
+                _ => lang.get("check_unknown"),
+            },
+            Err(e) => return error_page(app, lang, &e, msg_for(&e)),
+        },
+    };
+    let fingerprint = app.keys.signing.fingerprint();
+    let links = lang_links(lang);
+    let body = CHECK.render(
+        lang,
+        &[
+            ("lang", lang.code),
+            ("fingerprint", &fingerprint),
+            ("status", status),
         ],
         &[("lang_links", &links)],
     );
@@ -1048,10 +1084,11 @@ mod tests {
                 ("fingerprint", "3F2A 9C1B"),
                 ("signing_key", "AAAA"),
                 ("form_nonce", "q83vEjRWeJCrze8SNFZ4kA"),
+                ("status", "queued"),
                 ("receipt", "HX7K-2M9Q"),
                 ("message", l.get("msg_busy")),
             ];
-            for t in [&*FORM, &*SENT, &*ERROR] {
+            for t in [&*FORM, &*SENT, &*ERROR, &*CHECK] {
                 for piece in &t.0 {
                     if let Piece::Slot(name) = piece {
                         assert!(

@@ -246,5 +246,44 @@ fn the_no_js_form_sent_again_after_a_lost_answer_is_stored_once() {
         let list = staff_list_all(&t, &gw.staff_token()).await;
         assert_eq!(list.reports.len(), 2);
         assert!(list.reports.iter().all(|r| r.channel == "web-nojs"));
+
+        // The reporter checks the code on the web page, without JavaScript.
+        let check = |code: String| {
+            let t = t.clone();
+            async move {
+                let a = t
+                    .send(
+                        Method::GET,
+                        &format!("/check?lang=en&code={code}"),
+                        &[],
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(a.status, 200);
+                String::from_utf8(a.body.to_vec()).unwrap()
+            }
+        };
+        assert!(check(receipts[0].clone())
+            .await
+            .contains("waiting for the hotline"));
+        assert!(check("1234-5678".into())
+            .await
+            .contains("We do not know this code"));
+        let ack = hotline_protocol::AckRequest {
+            ids: list.reports.iter().map(|r| r.id.clone()).collect(),
+        };
+        let auth = format!("Bearer {}", gw.staff_token());
+        t.send(
+            Method::POST,
+            "/v1/staff/ack",
+            &[("authorization", &auth)],
+            ack.encode(),
+        )
+        .await
+        .unwrap();
+        assert!(check(receipts[0].clone())
+            .await
+            .contains("has received your report"));
     });
 }

@@ -8,7 +8,7 @@ import { render, sample } from "../tools/render.mjs";
 const dir = (p) => new URL(p, import.meta.url);
 // Filled in by the gateway at render time, not from the language file
 // ({{dir}} is the language file's "dir" string, like any other key).
-const RUNTIME = ["lang", "fingerprint", "signing_key", "form_nonce", "receipt", "message", "lang_links"];
+const RUNTIME = ["lang", "fingerprint", "signing_key", "form_nonce", "status", "receipt", "message", "lang_links"];
 const langs = readdirSync(dir("../i18n/")).filter((f) => f.endsWith(".json")).map((f) => f.slice(0, -5));
 const strings = Object.fromEntries(langs.map((l) => [l, JSON.parse(readFileSync(dir(`../i18n/${l}.json`), "utf8"))]));
 const templates = readdirSync(dir("../templates/")).filter((f) => f.endsWith(".html"));

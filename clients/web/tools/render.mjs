@@ -25,6 +25,7 @@ export function sample(lang, strings) {
       fingerprint: "3F2A 9C1B 77E0 D415 8B62 0AF3 C9D8 1E57",
       signing_key: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
       form_nonce: "q83vEjRWeJCrze8SNFZ4kA",
+      status: strings.check_queued,
       receipt: "HX7K-2M9Q-RT4W-8ZPC",
       message: strings.msg_busy,
     },
