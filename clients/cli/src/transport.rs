@@ -1,5 +1,5 @@
-//! A minimal HTTPS client: one request per connection over rustls (ring
-//! provider) and hyper's HTTP/1.1 client, with a whole-request timeout.
+//! A minimal HTTPS client over rustls (ring provider) and hyper's HTTP/1.1
+//! client, with a whole-request timeout and a few kept-alive connections.
 //!
 //! Small on purpose: apps, the staff tool and the gateway's forwarder need
 //! exactly "send these bytes, get status and bytes back", with their own
@@ -7,7 +7,7 @@
 //! optionally a client certificate for mutual TLS.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +23,10 @@ use tokio_rustls::TlsConnector;
 
 /// Largest answer body a client reads.
 pub const MAX_RESPONSE: usize = 64 * 1024 * 1024;
+/// Idle kept-alive connections a transport (and its clones) keeps.
+const MAX_IDLE: usize = 8;
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// Why a request did not get an answer. `is_retryable` tells a queue whether
 /// to try again later.
@@ -71,8 +75,10 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// Where to send requests and whom to trust.
-#[derive(Debug, Clone)]
+/// Where to send requests and whom to trust. Clones share their idle
+/// connections, so a forwarder's parallel deliveries reuse TLS sessions
+/// instead of paying a handshake per report.
+#[derive(Clone)]
 pub struct Transport {
     scheme_https: bool,
     host: String,
@@ -80,6 +86,19 @@ pub struct Transport {
     prefix: String,
     tls: Arc<ClientConfig>,
     timeout: Duration,
+    idle: Arc<Mutex<Vec<Sender>>>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("https", &self.scheme_https)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Transport {
@@ -154,6 +173,7 @@ impl Transport {
             prefix,
             tls: Arc::new(config),
             timeout: Duration::from_secs(30),
+            idle: Arc::default(),
         })
     }
 
@@ -183,18 +203,52 @@ impl Transport {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Answer, TransportError> {
-        let addr = format!("{}:{}", self.host_for_socket(), self.port);
-        let tcp = TcpStream::connect(&addr)
-            .await
-            .map_err(|source| TransportError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
+        let body = Bytes::from(body);
+        // A kept-alive connection may have been closed by the server since;
+        // a failure on one is retried once on a fresh connection. Every
+        // request of the protocol may be repeated (submissions carry an
+        // Idempotency-Key, deliveries the record id, acks are idempotent).
+        if let Some(mut sender) = self.take_idle() {
+            let req = self.request(&method, path, headers, body.clone())?;
+            if let Ok(answer) = round_trip(&mut sender, req).await {
+                self.put_idle(sender);
+                return Ok(answer);
+            }
+        }
+        let mut sender = self.connect().await?;
+        let answer = round_trip(&mut sender, self.request(&method, path, headers, body)?).await?;
+        self.put_idle(sender);
+        Ok(answer)
+    }
+
+    fn take_idle(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(sender) = idle.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, sender: Sender) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if !sender.is_closed() && idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    }
+
+    fn request(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, TransportError> {
         let mut req = Request::builder()
-            .method(method)
+            .method(method.clone())
             .uri(format!("{}{}", self.prefix, path))
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| TransportError::Http(e.to_string()))?;
         let host_header =
             if (self.scheme_https && self.port == 443) || (!self.scheme_https && self.port == 80) {
@@ -220,6 +274,19 @@ impl Transport {
                 HeaderValue::from_static(hotline_protocol::MEDIA_TYPE),
             );
         }
+        Ok(req)
+    }
+
+    /// A new connection, TLS when the URL says https.
+    async fn connect(&self) -> Result<Sender, TransportError> {
+        let addr = format!("{}:{}", self.host_for_socket(), self.port);
+        let tcp = TcpStream::connect(&addr)
+            .await
+            .map_err(|source| TransportError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
         if self.scheme_https {
             let name = ServerName::try_from(self.host.clone())
                 .map_err(|_| TransportError::Url(self.host.clone()))?;
@@ -230,9 +297,9 @@ impl Transport {
                     host: self.host.clone(),
                     source,
                 })?;
-            exchange(TokioIo::new(tls), req).await
+            handshake(TokioIo::new(tls)).await
         } else {
-            exchange(TokioIo::new(tcp), req).await
+            handshake(TokioIo::new(tcp)).await
         }
     }
 
@@ -245,14 +312,27 @@ impl Transport {
     }
 }
 
-async fn exchange<IO>(io: TokioIo<IO>, req: Request<Full<Bytes>>) -> Result<Answer, TransportError>
+async fn handshake<IO>(io: TokioIo<IO>) -> Result<Sender, TransportError>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+    let (sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| TransportError::Http(e.to_string()))?;
-    let driver = tokio::spawn(conn);
+    // The connection task ends by itself once the sender is dropped or the
+    // server closes the connection.
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+async fn round_trip(
+    sender: &mut Sender,
+    req: Request<Full<Bytes>>,
+) -> Result<Answer, TransportError> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| TransportError::Http(e.to_string()))?;
     let resp = sender
         .send_request(req)
         .await
@@ -271,7 +351,6 @@ where
             }
         })?
         .to_bytes();
-    driver.abort();
     Ok(Answer {
         status: parts.status,
         headers: parts.headers,
