@@ -160,6 +160,7 @@ impl App {
         require_cbor(req.headers())?;
         self.check_rate(peer)?;
         let idempotency_key = idempotency_key(req.headers())?;
+        let req_channel = req.headers().get("hotline-channel").cloned();
         let body = read_body(req, self.limits.max_body_bytes, &self.limits).await?;
         let envelope = Envelope::decode(&body)?;
         if envelope.kid != self.keys.document.kid() {
@@ -169,7 +170,7 @@ impl App {
                 "the report is sealed to a key this gateway does not serve; fetch /v1/key again",
             ));
         }
-        self.store_envelope(body.to_vec(), "api", idempotency_key)
+        self.store_envelope(body.to_vec(), channel(req_channel), idempotency_key)
             .await
             .map(|answer| cbor(StatusCode::CREATED, answer.encode()))
     }
@@ -380,6 +381,17 @@ impl App {
             .map_err(|_| internal("ack task failed"))?
             .map_err(store_error)?;
         Ok(cbor(StatusCode::OK, AckAnswer { acked }.encode()))
+    }
+}
+
+/// The channel of an API submission: `web` when the public form's script
+/// says it sealed the report in the browser, else `api`. Only these two
+/// values can come from a client, so the header cannot smuggle anything
+/// into the record.
+fn channel(header: Option<HeaderValue>) -> &'static str {
+    match header.as_ref().map(HeaderValue::as_bytes) {
+        Some(b"web") => "web",
+        _ => "api",
     }
 }
 

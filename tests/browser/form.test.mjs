@@ -441,7 +441,7 @@ test("the hotline opens exactly what was typed, from the right channel", { timeo
     const got = opened.find((o) => o.report.description === want.description);
     assert.ok(got, `${want.name}: no opened report has its description`);
     const { report } = got;
-    assert.equal(got.channel, want.js ? "api" : "web-nojs", `${want.name}: channel`);
+    assert.equal(got.channel, want.js ? "web" : "web-nojs", `${want.name}: channel`);
     assert.equal(report.v, 1);
     assert.equal(report.category, want.category, `${want.name}: category`);
     assert.deepEqual(report.urls || [], want.urls, `${want.name}: urls`);

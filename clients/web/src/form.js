@@ -91,7 +91,7 @@ function main() {
 
   const post = (envelope) => get("/v1/reports", {
     method: "POST", body: envelope, cache: "no-store", credentials: "omit",
-    headers: { "Content-Type": CBOR, Accept: CBOR, "Idempotency-Key": idem },
+    headers: { "Content-Type": CBOR, Accept: CBOR, "Idempotency-Key": idem, "Hotline-Channel": "web" },
   }, 120000);
 
   const hold = (r) => {
