@@ -75,14 +75,18 @@ fn demo(dir: PathBuf) -> Result<(), String> {
          \n  Staff token:     {token}\
          \n  Signing pubkey:  {signing}\
          \n  Hotline keys:    {private}   (private key: hotline-hpke.pem)\
+         \n\n  Open the reports sent through the form:\
+         \n    cargo run -p hotline-staff -- pull --url https://{addr} --ca {cert} \\\
+         \n      --token-file {token} --key {private}/hotline-hpke.pem --out reports\
          \n\n  DEMO ONLY: the hotline private key is beside the gateway so you can open\
-         \n  reports here (hotline-staff pull). A real install keeps it on the hotline's\
-         \n  own machine: see `hotline-gateway init` and docs/deployment.md.\n",
+         \n  reports here. A real install keeps it on the hotline's own machine:\
+         \n  see `hotline-gateway init` and docs/deployment.md.\n",
         addr = config.listen.tls,
         kid = installed.key_fingerprint,
         sfp = installed.signing_fingerprint,
         token = installed.staff_token_file.display(),
         signing = config.keys.signing_public_key.display(),
+        cert = config.listen.cert.display(),
         private = installed.private_dir.display(),
     );
     serve(config)
