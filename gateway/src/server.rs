@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -226,7 +225,8 @@ async fn accept_loop(
             let peer = Peer { ip: addr.ip() };
             match tls {
                 Some(acceptor) => serve_tls(stream, acceptor, app.clone(), peer, &graceful).await,
-                None => serve(TokioIo::new(stream), app.clone(), peer, &graceful).await,
+                // Behind a local proxy or onion service: HTTP/1.1.
+                None => serve(TokioIo::new(stream), false, app.clone(), peer, &graceful).await,
             }
             app.metrics.connection_closed();
             drop(permit);
@@ -255,7 +255,10 @@ async fn serve_tls(
         _ => return,
     }
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => serve(TokioIo::new(tls), app, peer, graceful).await,
+        Ok(Ok(tls)) => {
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            serve(TokioIo::new(tls), h2, app, peer, graceful).await
+        }
         Ok(Err(_)) => app.metrics.rejection("tls_handshake"),
         Err(_) => app.metrics.rejection("tls_handshake_timeout"),
     }
@@ -276,35 +279,40 @@ async fn answer_plain_http(mut stream: TcpStream) -> std::io::Result<()> {
     stream.shutdown().await
 }
 
-async fn serve<S>(io: TokioIo<S>, app: Arc<App>, peer: Peer, graceful: &GracefulShutdown)
+/// Serves one connection: HTTP/2 when TLS negotiated `h2`, else HTTP/1.1.
+/// The HTTP/2 state lives in its own allocation, so the many HTTP/1.1
+/// connections of cheap phones do not carry its size.
+async fn serve<S>(io: TokioIo<S>, h2: bool, app: Arc<App>, peer: Peer, graceful: &GracefulShutdown)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = app.limits.clone();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout())
-        // The hard cap is twice the configured one: between the two, the
-        // handler answers 431 with the protocol's error body.
-        .max_headers(limits.max_headers.saturating_mul(2))
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(32)
-        .max_header_list_size(limits.max_header_bytes as u32)
-        .keep_alive_interval(Some(limits.header_timeout()))
-        .keep_alive_timeout(limits.header_timeout());
     let service = service_fn(move |req| {
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer).await) }
     });
-    let conn = builder.serve_connection(io, service);
-    let conn = graceful.watch(conn.into_owned());
-    if let Err(e) = conn.await {
+    let result = if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(32)
+            .max_header_list_size(limits.max_header_bytes as u32)
+            .keep_alive_interval(Some(limits.header_timeout()))
+            .keep_alive_timeout(limits.header_timeout());
+        Box::pin(graceful.watch(builder.serve_connection(io, service))).await
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout())
+            // The hard cap is twice the configured one: between the two, the
+            // handler answers 431 with the protocol's error body.
+            .max_headers(limits.max_headers.saturating_mul(2))
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .keep_alive(true);
+        graceful.watch(builder.serve_connection(io, service)).await
+    };
+    if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
     }
 }
