@@ -1,10 +1,11 @@
 //! Many connections: DESIGN.md budgets 64 MiB with 1,000 open connections.
-//! With 1,000 concurrent TLS keep-alive connections the gateway stays within
-//! it; at 2,000 it stays within the same budget per thousand, keeps serving
-//! /healthz and the connections it holds. Connections beyond
-//! `max_connections` are closed at once instead of queueing.
+//! The gateway stays within it with 1,000 concurrent TLS keep-alive
+//! connections, and, built for release, with 2,000 too (about 58 MiB); a
+//! debug build carries bigger futures, so there the 2,000 bound is doubled.
+//! It keeps serving /healthz and the connections it holds. Connections
+//! beyond `max_connections` are closed at once instead of queueing.
 //!
-//! Each idle HTTP/1.1 keep-alive connection costs about 30 KiB, most of it
+//! Each idle HTTP/1.1 keep-alive connection costs about 26 KiB, most of it
 //! hyper's per-connection buffers (16 KiB read, 8 KiB write); see
 //! docs/deployment.md for the measured figures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -92,9 +93,14 @@ fn open_connections_stay_within_the_memory_budget_and_are_served() {
         at_1000 <= BUDGET_KIB_PER_1000,
         "RSS {at_1000} KiB with 1,000 connections exceeds {BUDGET_KIB_PER_1000} KiB"
     );
+    let bound = if cfg!(debug_assertions) {
+        2 * BUDGET_KIB_PER_1000
+    } else {
+        BUDGET_KIB_PER_1000
+    };
     assert!(
-        loaded <= 2 * BUDGET_KIB_PER_1000,
-        "RSS {loaded} KiB with {CONNECTIONS} connections exceeds twice the budget"
+        loaded <= bound,
+        "RSS {loaded} KiB with {CONNECTIONS} connections exceeds {bound} KiB"
     );
     rt.block_on(async {
         let h = gw
