@@ -152,7 +152,8 @@ pub struct Report {
 /// The plaintext size buckets: a padded report is exactly one of these long.
 pub const PAD_BUCKETS: [usize; 4] = [1024, 4096, 16 * 1024, 64 * 1024];
 
-const KNOWN_FIELDS: [&str; 11] = [
+/// The report fields v1 defines; any other key is an unknown field, kept as is.
+pub const KNOWN_FIELDS: [&str; 11] = [
     "v",
     "category",
     "urls",

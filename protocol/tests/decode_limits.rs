@@ -868,19 +868,7 @@ fn cbor_value() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-const KNOWN: [&str; 11] = [
-    "v",
-    "category",
-    "urls",
-    "description",
-    "lang",
-    "seen_at",
-    "platform",
-    "hashes",
-    "contact",
-    "reply_key",
-    "pad",
-];
+const KNOWN: [&str; 11] = hotline_protocol::report::KNOWN_FIELDS;
 
 fn image_hash() -> impl Strategy<Value = ImageHash> {
     prop_oneof![
