@@ -331,6 +331,24 @@ pub async fn staff_list_all(t: &Transport, token: &str) -> StaffList {
     }
 }
 
+/// Acks `ids` through the staff API and returns how many were deleted.
+pub async fn staff_ack(t: &Transport, token: &str, ids: Vec<String>) -> u64 {
+    let auth = format!("Bearer {token}");
+    let a = t
+        .send(
+            Method::POST,
+            "/v1/staff/ack",
+            &[("authorization", &auth)],
+            hotline_protocol::AckRequest { ids }.encode(),
+        )
+        .await
+        .expect("staff ack");
+    assert_eq!(a.status, 200, "staff ack answered {}", a.status);
+    hotline_protocol::AckAnswer::decode(&a.body)
+        .expect("ack answer decodes")
+        .acked
+}
+
 /// Every byte of every file under `dir`, for canary searches.
 pub fn files_contain(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     let mut hits = Vec::new();

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hotline_e2e::*;
-use hotline_protocol::{open_report, AckAnswer, AckRequest, SubmitAnswer};
+use hotline_protocol::{open_report, SubmitAnswer};
 use hyper::Method;
 
 #[test]
@@ -34,21 +34,7 @@ fn a_sealed_report_is_stored_listed_opened_and_gone_after_ack() {
             report
         );
 
-        let ack = AckRequest {
-            ids: vec![answer.id.clone()],
-        };
-        let auth = format!("Bearer {token}");
-        let a = t
-            .send(
-                Method::POST,
-                "/v1/staff/ack",
-                &[("authorization", &auth)],
-                ack.encode(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(a.status, 200);
-        assert_eq!(AckAnswer::decode(&a.body).unwrap().acked, 1);
+        assert_eq!(staff_ack(&t, &token, vec![answer.id.clone()]).await, 1);
         assert!(staff_list_all(&t, &token).await.reports.is_empty());
     });
     assert!(
@@ -270,18 +256,8 @@ fn the_no_js_form_sent_again_after_a_lost_answer_is_stored_once() {
         assert!(check("1234-5678".into())
             .await
             .contains("We do not know this code"));
-        let ack = hotline_protocol::AckRequest {
-            ids: list.reports.iter().map(|r| r.id.clone()).collect(),
-        };
-        let auth = format!("Bearer {}", gw.staff_token());
-        t.send(
-            Method::POST,
-            "/v1/staff/ack",
-            &[("authorization", &auth)],
-            ack.encode(),
-        )
-        .await
-        .unwrap();
+        let ids = list.reports.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(staff_ack(&t, &gw.staff_token(), ids).await, 2);
         assert!(check(receipts[0].clone())
             .await
             .contains("has received your report"));
