@@ -1,8 +1,6 @@
 //! Prometheus metrics. Only counts and sizes: no addresses, ids, receipts or
 //! report bytes ever become a label.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -34,7 +32,6 @@ pub struct Metrics {
     commit_batch: Histogram,
     commit_seconds: Histogram,
     refused_connections: Counter,
-    last_commit_nanos: AtomicU64,
     forwarded: Counter,
     forward_failures: Counter,
     dead_lettered: Counter,
@@ -130,7 +127,6 @@ impl Metrics {
             commit_batch,
             commit_seconds,
             refused_connections,
-            last_commit_nanos: AtomicU64::new(0),
         }
     }
 
@@ -172,8 +168,6 @@ impl Metrics {
     pub fn commit(&self, batch: usize, seconds: f64) {
         self.commit_batch.observe(batch as f64);
         self.commit_seconds.observe(seconds);
-        self.last_commit_nanos
-            .store((seconds * 1e9) as u64, Ordering::Relaxed);
     }
 
     /// Counts records delivered by the forwarder.
