@@ -1,15 +1,21 @@
-//! Embeds every web form translation (`clients/web/i18n/*.json`), so adding a
-//! language is one more file and no code change. Parsing and checking happen
-//! in `src/web.rs` (unit-tested); this only lists the files.
+//! Reads every web form translation (`clients/web/i18n/*.json`) at build
+//! time, so adding a language is one more file and a broken file (not JSON,
+//! a value that is not a string, a key twice) fails the build. Writes
+//! `web_i18n.rs`: one `Lang` per file, sorted by code, its strings sorted by
+//! key, read by `src/web/i18n.rs`.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::{env, fs};
 
+#[path = "build/translations.rs"]
+mod translations;
+
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web/i18n");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut langs: Vec<(String, String)> = fs::read_dir(&dir)
+    println!("cargo:rerun-if-changed=build/translations.rs");
+    let mut langs: Vec<(String, Vec<(String, String)>)> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|entry| {
             let path = entry.ok()?.path();
@@ -23,13 +29,25 @@ fn main() {
                 && code.len() <= 16
                 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
             assert!(ok, "{}: not a language code", path.display());
-            Some((code, path.canonicalize().ok()?.display().to_string()))
+            let text =
+                fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let mut strings =
+                translations::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            strings.sort();
+            Some((code, strings))
         })
         .collect();
     langs.sort();
     let mut out = String::from("&[\n");
-    for (code, path) in &langs {
-        let _ = writeln!(out, "    ({code:?}, include_str!({path:?})),");
+    for (code, strings) in &langs {
+        let _ = writeln!(
+            out,
+            "    Lang {{\n        code: {code:?},\n        strings: &["
+        );
+        for (key, text) in strings {
+            let _ = writeln!(out, "            ({key:?}, {text:?}),");
+        }
+        out.push_str("        ],\n    },\n");
     }
     out.push(']');
     let out_dir = env::var("OUT_DIR").unwrap_or_else(|e| panic!("OUT_DIR: {e}"));

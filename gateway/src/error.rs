@@ -58,6 +58,30 @@ impl ApiError {
         )
     }
 
+    /// 405: the path exists, the method does not (the caller adds `Allow`).
+    pub fn method_not_allowed() -> Self {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this method is not allowed here",
+        )
+    }
+
+    /// 503 when the writer's queue is full: a burst, worth retrying soon.
+    pub fn overloaded() -> Self {
+        ApiError::retry(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the gateway is busy; please send again shortly",
+            2,
+        )
+    }
+
+    /// 500 for a failure of the gateway itself (a dead task, no randomness).
+    pub fn internal(message: &str) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
     /// The response carrying this error.
     pub fn into_response(self) -> Response<Full<Bytes>> {
         let body = ErrorBody::new(self.reason, self.message).encode();
@@ -72,6 +96,29 @@ impl ApiError {
                 .insert(RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
+    }
+}
+
+impl From<hotline_store::StoreError> for ApiError {
+    /// A full store is 507, anything else a retryable 503; the detail goes
+    /// to the log, never to the client.
+    fn from(e: hotline_store::StoreError) -> Self {
+        match e {
+            hotline_store::StoreError::Full => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "the gateway's storage is full; the operator has been told",
+            ),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::retry(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the report could not be stored; please send again",
+                    5,
+                )
+            }
+        }
     }
 }
 

@@ -6,16 +6,20 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod http;
 pub mod keyset;
 pub mod metrics;
 pub mod ratelimit;
 pub mod retention;
+pub mod routes;
 pub mod server;
 pub mod setup;
+pub mod staff;
 pub mod tls;
 pub mod web;
 

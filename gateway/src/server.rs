@@ -19,12 +19,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::api::{App, Peer};
+use crate::app::{App, Peer};
 use crate::auth::TokenHashes;
 use crate::config::{parse_sha256_hex, Config, Engine};
 use crate::keyset::KeySet;
 use crate::metrics::Metrics;
 use crate::ratelimit::ClientLimiter;
+use crate::routes;
 use crate::GatewayError;
 
 /// Longest wait for open requests after a shutdown signal.
@@ -289,7 +290,7 @@ where
     let limits = app.limits.clone();
     let service = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer).await) }
+        async move { Ok::<_, std::convert::Infallible>(routes::handle(app, req, peer).await) }
     });
     let result = if h2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());

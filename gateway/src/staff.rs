@@ -1,0 +1,128 @@
+//! The staff endpoints the hotline uses to take reports out: the list, the
+//! dead-letter list and the ack that deletes. All need a staff bearer token.
+
+use hotline_protocol::{AckAnswer, AckRequest, StaffItem, StaffList};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+
+/// Largest staff ack body.
+const MAX_ACK_BODY: usize = 256 * 1024;
+/// Default and largest page of the staff lists.
+const STAFF_PAGE: usize = 100;
+const STAFF_PAGE_MAX: usize = 1000;
+
+/// `GET /v1/staff/reports?after=CURSOR&limit=N`: queued records in order.
+pub async fn list(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    if !app.staff.allows(req.headers()) {
+        return Err(ApiError::unauthenticated());
+    }
+    let (mut after, mut limit) = (0u64, STAFF_PAGE);
+    for (k, v) in http::query_pairs(req.uri().query().unwrap_or("")) {
+        match k {
+            "after" => {
+                after = v.parse().map_err(|_| {
+                    ApiError::bad_request("bad_cursor", "after must be a cursor from `next`")
+                })?
+            }
+            "limit" => limit = page_limit(v)?,
+            _ => {}
+        }
+    }
+    let records = app
+        .with_store("list task failed", move |store| {
+            store.read_after(after, limit)
+        })
+        .await?;
+    let next = (records.len() == limit)
+        .then(|| records.last().map(|r| r.seq.to_string()))
+        .flatten();
+    let list = StaffList {
+        reports: records
+            .into_iter()
+            .map(|r| StaffItem {
+                id: r.id,
+                received_at: r.received_at,
+                channel: r.channel,
+                envelope: r.envelope,
+            })
+            .collect(),
+        next,
+    };
+    Ok(http::cbor(StatusCode::OK, list.encode()))
+}
+
+/// `GET /v1/staff/dead?limit=N`: records the backend refused for good,
+/// with the reason; the staff list's item shape plus `"reason"`. No
+/// cursor: ack the records (which deletes them) to see the next ones.
+pub async fn dead(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
+    if !app.staff.allows(req.headers()) {
+        return Err(ApiError::unauthenticated());
+    }
+    let mut limit = STAFF_PAGE;
+    for (k, v) in http::query_pairs(req.uri().query().unwrap_or("")) {
+        if k == "limit" {
+            limit = page_limit(v)?;
+        }
+    }
+    let dead = app
+        .with_store("dead-letter task failed", move |store| {
+            store.list_dead(limit)
+        })
+        .await?;
+    let mut w = hotline_protocol::cbor::Writer::new();
+    w.map(2).text("reports").array(dead.len());
+    for d in &dead {
+        w.map(5)
+            .text("id")
+            .text(&d.record.id)
+            .text("received_at")
+            .uint(d.record.received_at)
+            .text("channel")
+            .text(&d.record.channel)
+            .text("envelope")
+            .bytes(&d.record.envelope)
+            .text("reason")
+            .text(&d.reason);
+    }
+    w.text("next").null();
+    Ok(http::cbor(StatusCode::OK, w.into_bytes()))
+}
+
+/// `POST /v1/staff/ack`: deletes the listed records, all or none checked
+/// first, and says how many were there.
+pub async fn ack(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    if !app.staff.allows(req.headers()) {
+        return Err(ApiError::unauthenticated());
+    }
+    http::require_cbor(req.headers())?;
+    let body = http::read_body(req, MAX_ACK_BODY, app.limits.body_timeout()).await?;
+    let ack = AckRequest::decode(&body)?;
+    if let Some(bad) = ack.ids.iter().find(|id| !is_record_id(id)) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_ids",
+            format!("{bad:?} is not a record id (32 hex digits); nothing was deleted"),
+        ));
+    }
+    let acked = app
+        .with_store("ack task failed", move |store| store.delete(&ack.ids))
+        .await?;
+    Ok(http::cbor(StatusCode::OK, AckAnswer { acked }.encode()))
+}
+
+/// A page size from `limit=`: 1 to [`STAFF_PAGE_MAX`].
+fn page_limit(v: &str) -> Result<usize, ApiError> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=STAFF_PAGE_MAX).contains(n))
+        .ok_or_else(|| ApiError::bad_request("bad_limit", "limit must be between 1 and 1000"))
+}
+
+/// Record ids are 32 lowercase hex digits (see `App::store_envelope`).
+fn is_record_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}

@@ -1,0 +1,404 @@
+//! The no-JS path of the web form: `POST /report` parses the form, builds
+//! the report the script would have built, seals it to the hotline key in
+//! memory and queues only the envelope, channel `web-nojs`. Nothing here
+//! logs or stores what a reporter wrote or where they came from.
+
+use std::collections::HashMap;
+
+use hotline_protocol::cbor::Writer;
+use hotline_protocol::{Category, Report, SealError};
+use hyper::body::Incoming;
+use hyper::header::ACCEPT_LANGUAGE;
+use hyper::{Request, StatusCode};
+
+use super::i18n::default_lang;
+use super::lang::{find_lang, lang_from_accept};
+use super::pages::{error_page, msg_for, sent_page};
+use crate::app::{App, Peer};
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+
+/// Most links one report may carry (the hotline decoder's array limit; the
+/// script refuses more too).
+pub const MAX_URLS: usize = 256;
+
+/// Why a posted form is refused, before anything is sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FormError {
+    /// No category chosen.
+    MissingCategory,
+    /// A category that is not one of v1's.
+    UnknownCategory,
+    /// More than [`MAX_URLS`] links.
+    TooManyUrls,
+    /// Not valid UTF-8 once decoded.
+    Encoding,
+}
+
+impl FormError {
+    fn api_error(self) -> ApiError {
+        match self {
+            FormError::MissingCategory => {
+                ApiError::bad_request("missing_category", "choose what the report is about")
+            }
+            FormError::UnknownCategory => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_category",
+                "not a v1 category",
+            ),
+            FormError::TooManyUrls => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_urls",
+                "at most 256 links per report",
+            ),
+            FormError::Encoding => {
+                ApiError::bad_request("bad_form", "the form is not valid UTF-8 form data")
+            }
+        }
+    }
+
+    fn msg_key(self) -> &'static str {
+        match self {
+            FormError::MissingCategory | FormError::UnknownCategory => "msg_category",
+            FormError::TooManyUrls => "msg_too_large",
+            FormError::Encoding => "msg_rejected",
+        }
+    }
+}
+
+/// The largest form body: the report's 64 KiB plus percent-encoding, which
+/// triples every byte outside ASCII letters and digits.
+fn form_body_limit(app: &App) -> usize {
+    app.limits.max_body_bytes.saturating_mul(3)
+}
+
+/// `POST /report`: parse, seal in memory, queue the envelope, show the
+/// receipt. Errors are pages in the reporter's language.
+pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp {
+    let accept_lang = http::header(req.headers(), ACCEPT_LANGUAGE).and_then(lang_from_accept);
+    let page_lang = accept_lang.unwrap_or_else(default_lang);
+    if let Err(e) = app.check_rate(peer) {
+        return error_page(app, page_lang, &e, "msg_busy");
+    }
+    if !http::media_type_is(req.headers(), "application/x-www-form-urlencoded") {
+        let e = ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong_media_type",
+            "send the form as application/x-www-form-urlencoded",
+        );
+        return error_page(app, page_lang, &e, "msg_rejected");
+    }
+    let body = match http::read_body(req, form_body_limit(app), app.limits.body_timeout()).await {
+        Ok(body) => body,
+        Err(e) => return error_page(app, page_lang, &e, msg_for(&e)),
+    };
+    let fields = match parse_form(&body) {
+        Ok(fields) => fields,
+        Err(e) => return error_page(app, page_lang, &e.api_error(), e.msg_key()),
+    };
+    let idempotency_key = form_idempotency_key(&fields, &body);
+    drop(body);
+    let page_lang = fields
+        .get("lang")
+        .and_then(|l| find_lang(l))
+        .or(accept_lang)
+        .unwrap_or_else(default_lang);
+    let report = match build_report(&fields) {
+        Ok(report) => report,
+        Err(e) => return error_page(app, page_lang, &e.api_error(), e.msg_key()),
+    };
+    drop(fields);
+    let doc = &app.keys.document;
+    let sealed = hotline_protocol::seal_report(&report, &doc.public_key, doc.aead, &app.rng);
+    drop(report);
+    let envelope = match sealed {
+        Ok(envelope) => envelope,
+        Err(SealError::TooLarge(n)) => {
+            let e = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "report_too_large",
+                format!("the report is {n} bytes, more than 64 KiB"),
+            );
+            return error_page(app, page_lang, &e, "msg_too_large");
+        }
+        Err(other) => {
+            tracing::error!(error = %other, "sealing a web form report failed");
+            let e = ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "seal_failed",
+                "the report could not be sealed",
+            );
+            return error_page(app, page_lang, &e, "msg_busy");
+        }
+    };
+    match app
+        .store_envelope(envelope.encode(), "web-nojs", idempotency_key)
+        .await
+    {
+        Ok(answer) => sent_page(app, page_lang, &answer.receipt),
+        Err(e) => error_page(app, page_lang, &e, msg_for(&e)),
+    }
+}
+
+/// The idempotency key of a no-JS submission: a hash of the form's nonce and
+/// the whole body. A reporter on a slow link who sends the same form again
+/// after losing the answer gets the first receipt and no duplicate; edited
+/// content from the same page is a new report. Without a well-formed nonce
+/// (an old cached page) there is no key.
+fn form_idempotency_key(fields: &Fields, body: &[u8]) -> Option<[u8; 16]> {
+    use base64::Engine as _;
+    let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(fields.get("nonce")?)
+        .ok()
+        .filter(|n| n.len() == 16)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"hotline-web-nojs/v1");
+    ctx.update(&nonce);
+    ctx.update(body);
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&ctx.finish().as_ref()[..16]);
+    Some(key)
+}
+
+/// The form fields the report uses, first occurrence of each; others are
+/// ignored.
+type Fields = HashMap<&'static str, String>;
+
+const FIELD_NAMES: [&str; 8] = [
+    "nonce",
+    "category",
+    "urls",
+    "description",
+    "platform",
+    "seen_at",
+    "contact",
+    "lang",
+];
+
+/// Parses `application/x-www-form-urlencoded` (UTF-8).
+fn parse_form(body: &[u8]) -> Result<Fields, FormError> {
+    let mut fields = Fields::new();
+    for pair in body.split(|b| *b == b'&') {
+        let split = pair.iter().position(|b| *b == b'=');
+        let (k, v) = match split {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        let key = http::percent_decode(k).map_err(|_| FormError::Encoding)?;
+        let Some(name) = FIELD_NAMES.iter().find(|n| **n == key) else {
+            continue;
+        };
+        if fields.contains_key(name) {
+            continue;
+        }
+        let value = http::percent_decode(v).map_err(|_| FormError::Encoding)?;
+        fields.insert(name, value);
+    }
+    Ok(fields)
+}
+
+/// The report the fields describe, as the script builds it: empty fields
+/// left out, links one per line, a date that is not `YYYY-MM-DD` kept as
+/// `seen_at_text`.
+fn build_report(fields: &Fields) -> Result<Report, FormError> {
+    // Browsers send a textarea's line breaks as CRLF; the script (and so
+    // the hotline) sees LF, as typed.
+    let text = |name: &str| {
+        fields
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(|v| v.replace("\r\n", "\n"))
+    };
+    let category: Category = match text("category") {
+        None => return Err(FormError::MissingCategory),
+        Some(c) => c.parse().map_err(|_| FormError::UnknownCategory)?,
+    };
+    let mut report = Report::new(category);
+    let urls = fields.get("urls").map(String::as_str).unwrap_or("");
+    for url in urls.split('\n').map(str::trim).filter(|u| !u.is_empty()) {
+        if report.urls.len() == MAX_URLS {
+            return Err(FormError::TooManyUrls);
+        }
+        report.urls.push(url.to_owned());
+    }
+    report.description = text("description");
+    report.lang = text("lang");
+    report.platform = text("platform");
+    report.contact = text("contact");
+    if let Some(seen) = text("seen_at") {
+        match parse_date(&seen) {
+            Some(t) => report.seen_at = Some(t),
+            None => {
+                let mut w = Writer::new();
+                w.text(&seen);
+                report
+                    .extra
+                    .push(("seen_at_text".to_owned(), w.into_bytes()));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// `YYYY-MM-DD` -> unix seconds at 00:00 UTC, if it is a real date from 1970.
+fn parse_date(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        b.get(r)?.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if y < 1970 || d == 0 || d > month_days {
+        return None;
+    }
+    // Days from civil (H. Hinnant), for years from 1970.
+    let (y, m, d) = (i64::from(y), i64::from(m), i64::from(d));
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotline_protocol::cbor::{Limits, Reader};
+
+    fn form(body: &str) -> Result<Report, FormError> {
+        build_report(&parse_form(body.as_bytes())?)
+    }
+
+    #[test]
+    fn a_full_form_becomes_the_report_the_script_would_send() {
+        let r = form(
+            "lang=fr&category=grooming&urls=https%3A%2F%2Fa.example%2Fx%0D%0A%0D%0A++https%3A%2F%2Fb.example%2F%3Fq%3D1+%0D%0A\
+             &description=Il+%C3%A9crit+%22%3Cb%3E%22%0D%0A%26+plus&platform=Chat%C3%A9&seen_at=2024-02-29\
+             &contact=&unknown=x&category=csam",
+        )
+        .unwrap();
+        assert_eq!(r.category, Category::Grooming, "first occurrence wins");
+        assert_eq!(r.urls, ["https://a.example/x", "https://b.example/?q=1"]);
+        assert_eq!(r.description.as_deref(), Some("Il écrit \"<b>\"\n& plus"));
+        assert_eq!(r.platform.as_deref(), Some("Chaté"));
+        assert_eq!(r.lang.as_deref(), Some("fr"));
+        assert_eq!(r.seen_at, Some(1_709_164_800));
+        assert_eq!(r.contact, None, "empty fields are left out");
+        assert!(r.extra.is_empty());
+        // It seals and opens as the same report.
+        let decoded = Report::decode(&r.encode_padded().unwrap()).unwrap();
+        assert_eq!(decoded, r);
+    }
+
+    #[test]
+    fn a_form_with_only_a_category_has_only_a_category() {
+        let r = form("category=self-generated&urls=%0D%0A&description=+&lang=").unwrap();
+        assert_eq!(r, Report::new(Category::SelfGenerated));
+    }
+
+    #[test]
+    fn the_category_is_required_and_checked() {
+        assert_eq!(
+            form("urls=https%3A%2F%2Fa.example%2F"),
+            Err(FormError::MissingCategory)
+        );
+        assert_eq!(form("category=+"), Err(FormError::MissingCategory));
+        assert_eq!(form("category=nudity"), Err(FormError::UnknownCategory));
+        assert_eq!(
+            FormError::MissingCategory.api_error().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            FormError::UnknownCategory.api_error().status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(FormError::MissingCategory.msg_key(), "msg_category");
+    }
+
+    #[test]
+    fn a_date_that_is_not_a_date_is_kept_as_seen_at_text() {
+        for bad in [
+            "last tuesday",
+            "2024-02-30",
+            "29/02/2024",
+            "1969-12-31",
+            "2024-13-01",
+        ] {
+            let body = format!("category=other&seen_at={}", bad.replace(' ', "+"));
+            let r = form(&body).unwrap();
+            assert_eq!(r.seen_at, None, "{bad}");
+            let (key, value) = &r.extra[0];
+            assert_eq!(key, "seen_at_text");
+            let mut reader = Reader::new(value, Limits::REPORT).unwrap();
+            assert_eq!(reader.text("seen_at_text").unwrap(), bad);
+            let back = Report::decode(&r.encode()).unwrap();
+            assert_eq!(back.extra, r.extra);
+        }
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("2000-03-01"), Some(951_868_800));
+        assert_eq!(parse_date("2100-02-29"), None);
+        assert_eq!(parse_date("2024-1-01"), None);
+        assert_eq!(parse_date("２０２４-01-01"), None);
+    }
+
+    #[test]
+    fn at_most_256_links_are_accepted() {
+        let urls = |n: usize| {
+            (0..n)
+                .map(|i| format!("https%3A%2F%2Fexample.org%2F{i}"))
+                .collect::<Vec<_>>()
+                .join("%0A")
+        };
+        let r = form(&format!("category=csam&urls={}%0A%0A", urls(256))).unwrap();
+        assert_eq!(r.urls.len(), 256);
+        assert_eq!(
+            form(&format!("category=csam&urls={}", urls(257))),
+            Err(FormError::TooManyUrls)
+        );
+        assert_eq!(
+            FormError::TooManyUrls.api_error().status,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(FormError::TooManyUrls.msg_key(), "msg_too_large");
+    }
+
+    #[test]
+    fn form_encoding_edge_cases() {
+        // Decoding itself is tested with `http::percent_decode`.
+        assert_eq!(
+            form("category=other&description=%FF"),
+            Err(FormError::Encoding)
+        );
+        // Unknown fields are not even decoded.
+        assert!(form("category=other&x=%FF&&=&description").is_ok());
+    }
+
+    #[test]
+    fn the_same_form_sent_twice_has_one_idempotency_key_and_an_edit_another() {
+        let body = b"nonce=q83vEjRWeJCrze8SNFZ4kA&category=csam&description=a";
+        let key = |b: &[u8]| form_idempotency_key(&parse_form(b).unwrap(), b);
+        assert!(key(body).is_some());
+        assert_eq!(key(body), key(body));
+        assert_ne!(
+            key(body),
+            key(b"nonce=q83vEjRWeJCrze8SNFZ4kA&category=csam&description=b")
+        );
+        assert_eq!(key(b"category=csam"), None, "no nonce, no key");
+        assert_eq!(key(b"nonce=short&category=csam"), None);
+    }
+}

@@ -1,0 +1,207 @@
+//! The pages of the web form: the form itself, the receipt check, the
+//! receipt after sending and the error page, each in the reporter's
+//! language, with the policy headers of `http::html`.
+
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use base64::Engine as _;
+use hyper::header::{HeaderValue, LOCATION, RETRY_AFTER};
+use hyper::StatusCode;
+
+use super::i18n::{Lang, LANGS};
+use super::templates::{escape, Template};
+use crate::app::{App, Peer};
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+
+static FORM: LazyLock<Template> =
+    LazyLock::new(|| Template::compile(include_str!("../../../clients/web/templates/form.html")));
+static SENT: LazyLock<Template> =
+    LazyLock::new(|| Template::compile(include_str!("../../../clients/web/templates/sent.html")));
+static ERROR: LazyLock<Template> =
+    LazyLock::new(|| Template::compile(include_str!("../../../clients/web/templates/error.html")));
+static CHECK: LazyLock<Template> =
+    LazyLock::new(|| Template::compile(include_str!("../../../clients/web/templates/check.html")));
+
+/// The form, with the key fingerprint to compare and a fresh nonce.
+pub fn form_page(app: &App, lang: &Lang) -> Resp {
+    let fingerprint = app.keys.signing.fingerprint();
+    let signing_key = base64::engine::general_purpose::STANDARD.encode(app.keys.signing.0);
+    let links = lang_links(lang);
+    // A fresh nonce per rendered form lets the no-JS path recognise the same
+    // form sent again after a lost answer (see `nojs::form_idempotency_key`).
+    let mut nonce = [0u8; 16];
+    let nonce = match ring::rand::SecureRandom::fill(&app.rng, &mut nonce) {
+        Ok(()) => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce),
+        Err(_) => String::new(),
+    };
+    let body = FORM.render(
+        lang,
+        &[
+            ("lang", lang.code),
+            ("fingerprint", &fingerprint),
+            ("signing_key", &signing_key),
+            ("form_nonce", &nonce),
+        ],
+        &[("lang_links", &links)],
+    );
+    http::html(StatusCode::OK, lang.code, body)
+}
+
+/// `GET /check[?code=…]`: the receipt check for people, in their language.
+/// The same lookup as `GET /v1/receipts/{code}` (one store read whatever the
+/// code, unknown and malformed alike), rate limited the same way.
+pub async fn check_page(app: &App, lang: &Lang, code: Option<String>, peer: Peer) -> Resp {
+    let status = match code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        None => "",
+        Some(code) => match app.receipt_status(code, peer).await {
+            Ok(answer) => match answer.status.as_str() {
+                "queued" => lang.get("check_queued"),
+                "delivered" => lang.get("check_delivered"),
+                _ => lang.get("check_unknown"),
+            },
+            Err(e) => return error_page(app, lang, &e, msg_for(&e)),
+        },
+    };
+    let fingerprint = app.keys.signing.fingerprint();
+    let links = lang_links(lang);
+    let body = CHECK.render(
+        lang,
+        &[
+            ("lang", lang.code),
+            ("fingerprint", &fingerprint),
+            ("status", status),
+        ],
+        &[("lang_links", &links)],
+    );
+    http::html(StatusCode::OK, lang.code, body)
+}
+
+/// The receipt, once the report is durable.
+pub fn sent_page(app: &App, lang: &Lang, receipt: &str) -> Resp {
+    let fingerprint = app.keys.signing.fingerprint();
+    let body = SENT.render(
+        lang,
+        &[
+            ("lang", lang.code),
+            ("fingerprint", &fingerprint),
+            ("receipt", receipt),
+        ],
+        &[],
+    );
+    http::html(StatusCode::OK, lang.code, body)
+}
+
+/// The error page for a rejection, with its status and Retry-After, counted
+/// like API rejections.
+pub fn error_page(app: &App, lang: &Lang, e: &ApiError, msg_key: &str) -> Resp {
+    app.metrics.rejection(e.reason);
+    let body = ERROR.render(
+        lang,
+        &[("lang", lang.code), ("message", lang.get(msg_key))],
+        &[],
+    );
+    let mut resp = http::html(e.status, lang.code, body);
+    if let Some(secs) = e.retry_after {
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// A reload of the receipt page, or a bookmark: back to the form.
+pub fn redirect_home() -> Resp {
+    let mut resp = http::empty(StatusCode::SEE_OTHER);
+    resp.headers_mut()
+        .insert(LOCATION, HeaderValue::from_static("/"));
+    resp
+}
+
+/// The message shown for a rejection, by status, like the script's.
+pub fn msg_for(e: &ApiError) -> &'static str {
+    match e.status.as_u16() {
+        413 => "msg_too_large",
+        507 => "msg_full",
+        408 => "msg_network",
+        429 | 503 => "msg_busy",
+        s if s >= 500 => "msg_busy",
+        _ => "msg_rejected",
+    }
+}
+
+/// The language switch: one link per language, the current one marked.
+fn lang_links(current: &Lang) -> String {
+    let mut out = String::new();
+    for l in LANGS.iter() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let code = escape(l.code);
+        let mark = if l.code == current.code {
+            " aria-current=\"true\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "<a href=\"/?lang={code}\" hreflang=\"{code}\" lang=\"{code}\"{mark}>{}</a>",
+            escape(l.get("language_name"))
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lang(code: &str) -> &'static Lang {
+        LANGS.iter().find(|l| l.code == code).unwrap()
+    }
+
+    #[test]
+    fn every_template_renders_in_every_language_with_no_slot_left() {
+        for l in LANGS.iter() {
+            let links = lang_links(l);
+            let vars = [
+                ("lang", l.code),
+                ("fingerprint", "3F2A 9C1B"),
+                ("signing_key", "AAAA"),
+                ("form_nonce", "q83vEjRWeJCrze8SNFZ4kA"),
+                ("status", "queued"),
+                ("receipt", "HX7K-2M9Q"),
+                ("message", l.get("msg_busy")),
+            ];
+            for t in [&*FORM, &*SENT, &*ERROR, &*CHECK] {
+                for name in t.slots() {
+                    assert!(
+                        vars.iter().any(|(k, _)| *k == name)
+                            || name == "lang_links"
+                            || l.lookup(name).is_some(),
+                        "{{{{{name}}}}} unknown in {}",
+                        l.code
+                    );
+                }
+                let out = t.render(l, &vars, &[("lang_links", &links)]);
+                assert!(!out.contains("{{") && !out.contains("}}"), "{}", l.code);
+                assert!(out.contains(&format!("<html lang=\"{}\"", l.code)));
+            }
+        }
+        let links = lang_links(lang("fr"));
+        assert!(links.contains(
+            "<a href=\"/?lang=fr\" hreflang=\"fr\" lang=\"fr\" aria-current=\"true\">Français</a>"
+        ));
+        assert!(links.contains("<a href=\"/?lang=en\" hreflang=\"en\" lang=\"en\">English</a>"));
+    }
+
+    #[test]
+    fn messages_follow_the_status_like_the_script() {
+        let e = |s: u16| ApiError::new(StatusCode::from_u16(s).unwrap(), "x", "x");
+        assert_eq!(msg_for(&e(503)), "msg_busy");
+        assert_eq!(msg_for(&e(429)), "msg_busy");
+        assert_eq!(msg_for(&e(507)), "msg_full");
+        assert_eq!(msg_for(&e(413)), "msg_too_large");
+        assert_eq!(msg_for(&e(400)), "msg_rejected");
+    }
+}
