@@ -17,6 +17,9 @@ mod nojs;
 mod pages;
 mod templates;
 
+#[doc(hidden)]
+pub use nojs::report_from_form;
+
 use hyper::body::Incoming;
 use hyper::header::ACCEPT_LANGUAGE;
 use hyper::Request;

@@ -241,6 +241,17 @@ fn build_report(fields: &Fields) -> Result<Report, FormError> {
     Ok(report)
 }
 
+/// What `POST /report` makes of a form body before sealing: the parsed
+/// fields and the report built from them, or `None` where the form is
+/// refused. Public only for the fuzz targets (`fuzz/`), which must reach the
+/// parser without an `App` or a request.
+#[doc(hidden)]
+pub fn report_from_form(body: &[u8]) -> Option<Report> {
+    let fields = parse_form(body).ok()?;
+    let _ = form_idempotency_key(&fields, body);
+    build_report(&fields).ok()
+}
+
 /// `YYYY-MM-DD` -> unix seconds at 00:00 UTC, if it is a real date from 1970.
 fn parse_date(s: &str) -> Option<u64> {
     let b = s.as_bytes();
