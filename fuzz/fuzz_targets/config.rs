@@ -14,16 +14,7 @@ use libfuzzer_sys::fuzz_target;
 /// takes a path, and reading the real file keeps the path resolution in.
 fn path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let base = ["/dev/shm", "/tmp"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_dir())
-            .unwrap_or_else(std::env::temp_dir);
-        let dir = base.join(format!("hotline-fuzz-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a scratch folder");
-        dir.join("config.toml")
-    })
+    PATH.get_or_init(|| hotline_fuzz::scratch_dir("config").join("config.toml"))
 }
 
 fuzz_target!(|data: &[u8]| {
