@@ -17,8 +17,16 @@ fuzz_target!(|data: &[u8]| {
     report.validate().expect("a form report is valid");
     assert!(report.urls.len() <= 256);
     assert!(report.urls.iter().all(|u| !u.is_empty() && u.trim() == u));
-    for text in [&report.description, &report.lang, &report.platform, &report.contact] {
-        assert!(text.as_deref().is_none_or(|t| !t.is_empty()), "empty field kept");
+    for text in [
+        &report.description,
+        &report.lang,
+        &report.platform,
+        &report.contact,
+    ] {
+        assert!(
+            text.as_deref().is_none_or(|t| !t.is_empty()),
+            "empty field kept"
+        );
     }
     if let Ok(padded) = report.encode_padded() {
         let back = Report::decode(&padded).expect("a sealed form report decodes");

@@ -22,13 +22,21 @@ fuzz_target!(|data: &[u8]| {
     );
     match report.encode_padded() {
         Ok(padded) => {
-            assert!(PAD_BUCKETS.contains(&padded.len()), "{} bytes", padded.len());
+            assert!(
+                PAD_BUCKETS.contains(&padded.len()),
+                "{} bytes",
+                padded.len()
+            );
             assert_eq!(
                 Report::decode(&padded).expect("a padded report decodes"),
                 report
             );
         }
         // Only a report that needs nearly all of the largest bucket fails.
-        Err(e) => assert!(plain.len() + 5 > PAD_BUCKETS[3], "{e}: {} bytes", plain.len()),
+        Err(e) => assert!(
+            plain.len() + 5 > PAD_BUCKETS[3],
+            "{e}: {} bytes",
+            plain.len()
+        ),
     }
 });

@@ -62,11 +62,7 @@ fn harness() -> &'static Harness {
             .build()
             .expect("a runtime");
         let app = rt.block_on(async { build_app(&config) });
-        Harness {
-            rt,
-            app,
-            token,
-        }
+        Harness { rt, app, token }
     })
 }
 
@@ -147,39 +143,40 @@ fuzz_target!(|data: &[u8]| {
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))
     };
     let app = h.app.clone();
-    let answer = h.rt.block_on(async move {
-        let (mut client, server) = tokio::io::duplex(256 * 1024);
-        let limits = app.limits.clone();
-        let service = service_fn(move |req| {
-            let app = app.clone();
-            async move {
-                Ok::<_, std::convert::Infallible>(routes::handle(app, req, Peer { ip }).await)
-            }
+    let answer =
+        h.rt.block_on(async move {
+            let (mut client, server) = tokio::io::duplex(256 * 1024);
+            let limits = app.limits.clone();
+            let service = service_fn(move |req| {
+                let app = app.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(routes::handle(app, req, Peer { ip }).await)
+                }
+            });
+            let conn = tokio::spawn(async move {
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_timeout())
+                    .max_headers(limits.max_headers.saturating_mul(2))
+                    .max_buf_size(limits.max_header_bytes.max(8192))
+                    .half_close(true)
+                    .keep_alive(true);
+                let _ = builder
+                    .serve_connection(TokioIo::new(server), service)
+                    .await;
+            });
+            let mut answer = Vec::new();
+            let io = async {
+                client.write_all(&request).await?;
+                client.shutdown().await?;
+                client.read_to_end(&mut answer).await
+            };
+            let done = tokio::time::timeout(Duration::from_secs(20), io).await;
+            assert!(done.is_ok(), "no answer within 20 s");
+            let _ = conn.await;
+            answer
         });
-        let conn = tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout())
-                .max_headers(limits.max_headers.saturating_mul(2))
-                .max_buf_size(limits.max_header_bytes.max(8192))
-                .half_close(true)
-                .keep_alive(true);
-            let _ = builder
-                .serve_connection(TokioIo::new(server), service)
-                .await;
-        });
-        let mut answer = Vec::new();
-        let io = async {
-            client.write_all(&request).await?;
-            client.shutdown().await?;
-            client.read_to_end(&mut answer).await
-        };
-        let done = tokio::time::timeout(Duration::from_secs(20), io).await;
-        assert!(done.is_ok(), "no answer within 20 s");
-        let _ = conn.await;
-        answer
-    });
     if answer.is_empty() {
         // hyper closed without an answer (a head it could not parse at EOF).
         return;

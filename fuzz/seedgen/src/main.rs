@@ -40,7 +40,10 @@ fn main() {
     };
     let signed = doc.sign(&signing);
     let targets = fuzz.join("fuzz_targets");
-    write(&targets.join("pinned-signing.key"), &signing.verifying_key().0);
+    write(
+        &targets.join("pinned-signing.key"),
+        &signing.verifying_key().0,
+    );
     write(&targets.join("key-document.cbor"), &signed);
     write(
         &targets.join("signing-public.pem"),
@@ -77,14 +80,22 @@ fn main() {
     write(&dir.join("unknown-field"), &w.into_bytes());
     write(&dir.join("empty-map"), &[0xa0]);
     write(&dir.join("indefinite-map"), &[0xbf, 0xff]);
-    write(&dir.join("huge-string"), &[0xa1, 0x61, b'v', 0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    write(
+        &dir.join("huge-string"),
+        &[
+            0xa1, 0x61, b'v', 0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+    );
 
     // report
     let dir = corpus.join("report");
     for (i, r) in reports.iter().enumerate() {
         write(&dir.join(format!("plain-{i}")), &r.encode());
     }
-    write(&dir.join("padded-0"), &reports[0].encode_padded().expect("pad"));
+    write(
+        &dir.join("padded-0"),
+        &reports[0].encode_padded().expect("pad"),
+    );
     let mut w = Writer::new();
     w.map(3).text("v").uint(1).text("category").text("csam");
     w.text("hashes").array(1).map(2).text("alg").text("md5");
@@ -165,7 +176,10 @@ fn main() {
             .encode(),
         ),
         ("receipt-code", receipt.clone().into_bytes()),
-        ("receipt-code-spaces", receipt.replace('-', " ").into_bytes()),
+        (
+            "receipt-code-spaces",
+            receipt.replace('-', " ").into_bytes(),
+        ),
         (
             "hpke-public-pem",
             hpke.public_key().to_pem().expect("pem").into_bytes(),
@@ -191,13 +205,22 @@ fn main() {
     for (name, bytes) in messages.iter().filter(|(n, _)| !n.contains("pem")) {
         write(&dir.join(name), &[prefix(&[]), bytes.clone()].concat());
     }
-    write(&dir.join("envelope-walk"), &[prefix(&walk), envelopes[0].clone()].concat());
+    write(
+        &dir.join("envelope-walk"),
+        &[prefix(&walk), envelopes[0].clone()].concat(),
+    );
     write(
         &dir.join("report-walk"),
         &[prefix(&[0, 2, 4, 2, 2, 1, 2, 7]), reports[1].encode()].concat(),
     );
-    write(&dir.join("deep"), &[prefix(&[]), vec![0x81; 20], vec![0x00]].concat());
-    write(&dir.join("tagged"), &[prefix(&[]), vec![0xc1, 0xd8, 0x20, 0x63, b'a', b'b', b'c']].concat());
+    write(
+        &dir.join("deep"),
+        &[prefix(&[]), vec![0x81; 20], vec![0x00]].concat(),
+    );
+    write(
+        &dir.join("tagged"),
+        &[prefix(&[]), vec![0xc1, 0xd8, 0x20, 0x63, b'a', b'b', b'c']].concat(),
+    );
 
     // nojs_form
     let dir = corpus.join("nojs_form");
@@ -246,7 +269,9 @@ fn main() {
 
     // request: raw HTTP/1.1; the target fixes Content-Length and fills {TOKEN}.
     let dir = corpus.join("request");
-    let get = |path: &str, extra: &str| format!("GET {path} HTTP/1.1\r\nhost: gw\r\n{extra}\r\n").into_bytes();
+    let get = |path: &str, extra: &str| {
+        format!("GET {path} HTTP/1.1\r\nhost: gw\r\n{extra}\r\n").into_bytes()
+    };
     let post = |path: &str, headers: &str, body: &[u8]| {
         [
             format!("POST {path} HTTP/1.1\r\nhost: gw\r\n{headers}\r\n").into_bytes(),
@@ -328,7 +353,10 @@ fn signing_key(path: &Path, rng: &SystemRandom) -> SigningKey {
 
 fn sample_reports() -> Vec<Report> {
     let mut full = Report::new(Category::Grooming);
-    full.urls = vec!["https://a.example/x".into(), "https://b.example/?q=1".into()];
+    full.urls = vec![
+        "https://a.example/x".into(),
+        "https://b.example/?q=1".into(),
+    ];
     full.description = Some("Il écrit \"<b>\"\n& plus".into());
     full.lang = Some("fr".into());
     full.seen_at = Some(1_709_164_800);
@@ -349,9 +377,16 @@ fn sample_reports() -> Vec<Report> {
     w.text("last tuesday");
     full.extra = vec![("seen_at_text".into(), w.into_bytes())];
     let mut big = Report::new(Category::Csam);
-    big.urls = (0..40).map(|i| format!("https://example.org/{i}")).collect();
+    big.urls = (0..40)
+        .map(|i| format!("https://example.org/{i}"))
+        .collect();
     big.description = Some("x".repeat(3000));
-    vec![Report::new(Category::Other), full, big, Report::new(Category::SelfGenerated)]
+    vec![
+        Report::new(Category::Other),
+        full,
+        big,
+        Report::new(Category::SelfGenerated),
+    ]
 }
 
 /// Writes a file unless it already holds these bytes.
