@@ -546,7 +546,8 @@ impl ForwardConfig {
 /// Parses 64 hex digits into a SHA-256 digest.
 pub fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
     let s = s.trim();
-    if s.len() != 64 {
+    // `from_str_radix` alone would take a sign: "+f" is 15.
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 32];
@@ -610,5 +611,13 @@ mod tests {
         )
         .unwrap();
         assert!(c.problems().iter().any(|p| p.contains("loopback")));
+    }
+
+    #[test]
+    fn a_token_hash_is_64_hex_digits_and_nothing_else() {
+        assert_eq!(parse_sha256_hex(&"aB".repeat(32)), Some([0xab; 32]));
+        // A sign is not a digit (the `config` fuzz target checks this too).
+        assert_eq!(parse_sha256_hex(&"+f".repeat(32)), None);
+        assert_eq!(parse_sha256_hex(&"ab".repeat(31)), None);
     }
 }
