@@ -30,7 +30,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hotline_client::transport::{Answer, Transport, TransportError};
+use hotline_https::{Answer, Transport, TransportError};
 use hotline_store::{Store, StoredRecord};
 use hyper::{Method, Uri};
 use ring::rand::{SecureRandom, SystemRandom};

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hotline_client::transport::{Answer, Transport};
+use hotline_https::{Answer, Transport};
 use hotline_protocol::{
     Aead, Category, HpkeSecretKey, KeyDocument, Report, StaffList, VerifyingKey,
 };

@@ -88,7 +88,7 @@ fn suite(aead: u64) -> impl Fn(&mut Writer) {
 
 /// Sends every case and checks status, reason and that the body is the
 /// protocol's error body with a message.
-async fn check_all(t: &hotline_client::transport::Transport, cases: Vec<Case<'_>>) {
+async fn check_all(t: &hotline_https::Transport, cases: Vec<Case<'_>>) {
     for c in cases {
         let a = t.send(c.method, c.path, &c.headers, c.body).await.unwrap();
         let what = c.what;

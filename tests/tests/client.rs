@@ -88,7 +88,7 @@ fn opened(gw: &Gateway, envelope: &[u8]) -> Report {
 }
 
 fn pdq_dir() -> PathBuf {
-    hotline_e2e::workspace().join("../shared/testvectors/pdq")
+    hotline_e2e::workspace().join("clients/cli/tests/vectors/pdq")
 }
 
 #[test]

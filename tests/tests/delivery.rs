@@ -400,12 +400,12 @@ fn delivered_epochs_are_crypto_shredded_sled() {
     crypto_shredding("sled");
 }
 
-async fn receipt(t: &hotline_client::transport::Transport, code: &str) -> ReceiptAnswer {
+async fn receipt(t: &hotline_https::Transport, code: &str) -> ReceiptAnswer {
     let raw = receipt_raw(t, code).await;
     ReceiptAnswer::decode(&raw.1).unwrap()
 }
 
-async fn receipt_raw(t: &hotline_client::transport::Transport, code: &str) -> (u16, Vec<u8>) {
+async fn receipt_raw(t: &hotline_https::Transport, code: &str) -> (u16, Vec<u8>) {
     let a = t
         .send(
             Method::GET,

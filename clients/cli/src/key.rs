@@ -18,7 +18,7 @@ use hotline_protocol::cbor::{DecodeError, Limits, Reader};
 use hotline_protocol::{fingerprint, KeyDocError, KeyDocument, VerifyingKey};
 use hyper::{Method, StatusCode};
 
-use crate::transport::{Transport, TransportError};
+use hotline_https::{Transport, TransportError};
 
 /// Bytes of SHA-256 a fingerprint keeps.
 const FINGERPRINT_BYTES: usize = 16;

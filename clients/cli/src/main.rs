@@ -18,7 +18,7 @@ use hotline_client::queue::{FlushOptions, FlushReport, Queue};
 use hotline_client::report::{hash_image_file, parse_category, parse_seen_at, ReportInput};
 use hotline_client::status::receipt_status;
 use hotline_client::submit::{seal, send_with_retries, IdempotencyKey, RetryPolicy};
-use hotline_client::transport::Transport;
+use hotline_https::Transport;
 use hotline_protocol::Report;
 
 /// Exit status when a report or line was refused or could not be sent.

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::submit::{send_with_retries, IdempotencyKey, RetryPolicy};
-use crate::transport::Transport;
+use hotline_https::Transport;
 
 /// The log of accepted reports.
 pub const SENT_LOG: &str = "sent.jsonl";

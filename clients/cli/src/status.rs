@@ -5,7 +5,7 @@ use std::fmt;
 use hotline_protocol::{ReceiptAnswer, ReceiptCode, ReceiptError};
 use hyper::{Method, StatusCode};
 
-use crate::transport::{Transport, TransportError};
+use hotline_https::{Transport, TransportError};
 
 /// Where a report is, as far as the gateway says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

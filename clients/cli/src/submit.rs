@@ -14,7 +14,7 @@ use hyper::header::RETRY_AFTER;
 use hyper::{Method, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::transport::{Answer, Transport, TransportError};
+use hotline_https::{Answer, Transport, TransportError};
 
 /// The `Idempotency-Key` of one report: 16 random bytes, sent as base64url
 /// without padding (22 characters, safe in file names).

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hotline_client::transport::Transport;
+use hotline_https::Transport;
 use hotline_protocol::{AckAnswer, AckRequest, HpkeSecretKey, StaffList};
 use hyper::Method;
 

@@ -14,11 +14,11 @@
 //! `Hotline-Received-At` and `Hotline-Channel`, when sent, go into the file.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hotline_https::cbor_response;
 use hotline_protocol::{ErrorBody, HpkeSecretKey};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -27,8 +27,6 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -62,53 +60,6 @@ struct State {
     key: HpkeSecretKey,
 }
 
-/// Builds the TLS configuration.
-pub fn tls_config(
-    cert: &Path,
-    key: &Path,
-    client_ca: Option<&Path>,
-) -> Result<Arc<rustls::ServerConfig>, StaffError> {
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| StaffError::Tls(format!("{}: {e}", cert.display())))?;
-    if certs.is_empty() {
-        return Err(StaffError::Tls(format!(
-            "{}: no certificate in the file",
-            cert.display()
-        )));
-    }
-    let private = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| StaffError::Tls(format!("{}: {e}", key.display())))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| StaffError::Tls(e.to_string()))?;
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| StaffError::Tls(format!("{}: {e}", ca.display())))?
-            {
-                roots
-                    .add(c)
-                    .map_err(|e| StaffError::Tls(format!("{}: {e}", ca.display())))?;
-            }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .map_err(|e| StaffError::Tls(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let mut config = builder
-        .with_single_cert(certs, private)
-        .map_err(|e| StaffError::Tls(e.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
 /// Binds the listener; the caller prints the address.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StaffError> {
     TcpListener::bind(addr)
@@ -118,16 +69,15 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StaffError> {
 
 /// Serves until SIGTERM or SIGINT.
 pub async fn serve(listener: TcpListener, opts: ReceiveOptions) -> Result<(), StaffError> {
-    let tls = TlsAcceptor::from(tls_config(
-        &opts.cert,
-        &opts.cert_key,
-        opts.client_ca.as_deref(),
-    )?);
+    let tls = hotline_https::server_config(&opts.cert, &opts.cert_key, opts.client_ca.as_deref())
+        .map_err(|e| StaffError::Tls(e.to_string()))?;
+    let tls = TlsAcceptor::from(tls);
     let state = Arc::new(State {
         archive: Archive::open(&opts.out)?,
         key: opts.key,
     });
-    let stop = shutdown_signal();
+    let stop = hotline_https::shutdown_signal()
+        .map_err(|e| StaffError::Usage(format!("cannot install signal handlers: {e}")))?;
     tokio::pin!(stop);
     loop {
         let (stream, _) = tokio::select! {
@@ -159,48 +109,22 @@ pub async fn serve(listener: TcpListener, opts: ReceiveOptions) -> Result<(), St
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending::<()>().await,
-    }
-}
-
 type Resp = Response<Full<Bytes>>;
 
-fn answer(status: StatusCode, body: Vec<u8>) -> Resp {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(hotline_protocol::MEDIA_TYPE),
-    );
-    resp
-}
-
 fn error(status: StatusCode, code: &str, message: &str) -> Resp {
-    answer(status, ErrorBody::new(code, message).encode())
+    cbor_response(status, ErrorBody::new(code, message).encode())
 }
 
 fn kept(status: StatusCode, id: &str, stored: bool) -> Resp {
     let mut w = hotline_protocol::cbor::Writer::new();
     w.map(2).text("id").text(id).text("stored");
     w.uint(u64::from(stored));
-    answer(status, w.into_bytes())
+    cbor_response(status, w.into_bytes())
 }
 
 async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Resp {
     if req.method() == Method::GET && req.uri().path() == "/healthz" {
-        return answer(StatusCode::OK, Vec::new());
+        return cbor_response(StatusCode::OK, Vec::new());
     }
     if req.method() != Method::POST {
         return error(

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
-use hotline_client::transport::Transport;
+use hotline_https::Transport;
 use hotline_protocol::{fingerprint, KeyDocError, KeyDocument, VerifyingKey};
 use hyper::Method;
 
