@@ -8,14 +8,15 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use hotline_protocol::{
-    AckAnswer, AckRequest, Envelope, ReceiptAnswer, ReceiptCode, StaffItem, StaffList, SubmitAnswer,
+    AckAnswer, AckRequest, Channel, DeadItem, DeadList, Envelope, ReceiptAnswer, ReceiptCode,
+    RecordId, StaffItem, StaffList, SubmitAnswer,
 };
-use hotline_store::{Appended, NewRecord, ReceiptStatus, Store};
+use hotline_store::{Appended, NewRecord, Store};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SystemRandom;
 
 use crate::auth::TokenHashes;
 use crate::config::LimitsConfig;
@@ -160,7 +161,10 @@ impl App {
         require_cbor(req.headers())?;
         self.check_rate(peer)?;
         let idempotency_key = idempotency_key(req.headers())?;
-        let req_channel = req.headers().get("hotline-channel").cloned();
+        let req_channel = req
+            .headers()
+            .get(hotline_protocol::headers::CHANNEL)
+            .cloned();
         let body = read_body(req, self.limits.max_body_bytes, &self.limits).await?;
         let envelope = Envelope::decode(&body)?;
         if envelope.kid != self.keys.document.kid() {
@@ -170,7 +174,8 @@ impl App {
                 "the report is sealed to a key this gateway does not serve; fetch /v1/key again",
             ));
         }
-        self.store_envelope(body.to_vec(), channel(req_channel), idempotency_key)
+        let channel = Channel::of_submission(req_channel.as_ref().map(HeaderValue::as_bytes));
+        self.store_envelope(body.to_vec(), channel, idempotency_key)
             .await
             .map(|answer| cbor(StatusCode::CREATED, answer.encode()))
     }
@@ -192,7 +197,7 @@ impl App {
     pub async fn store_envelope(
         &self,
         envelope: Vec<u8>,
-        channel: &str,
+        channel: Channel,
         idempotency_key: Option<[u8; 16]>,
     ) -> Result<SubmitAnswer, ApiError> {
         let record = NewRecord {
@@ -201,7 +206,7 @@ impl App {
                 .map_err(|_| internal("random number generator failed"))?
                 .to_string(),
             received_at: crate::unix_now(),
-            channel: channel.to_owned(),
+            channel,
             envelope,
             idempotency_key,
         };
@@ -238,29 +243,15 @@ impl App {
             .await
             .map_err(|_| internal("receipt task failed"))?
             .map_err(store_error)?;
-        let answer = match status.filter(|_| valid) {
-            Some(ReceiptStatus::Queued) => ReceiptAnswer {
-                status: "queued".into(),
-                day: None,
-            },
-            Some(ReceiptStatus::Delivered { day }) => ReceiptAnswer {
-                status: "delivered".into(),
-                day: Some(u64::from(day)),
-            },
-            None => ReceiptAnswer {
-                status: "unknown".into(),
-                day: None,
-            },
-        };
-        Ok(answer)
+        Ok(if valid {
+            status
+        } else {
+            ReceiptAnswer::UNKNOWN
+        })
     }
 
-    fn new_id(&self) -> Result<String, ApiError> {
-        let mut raw = [0u8; 16];
-        self.rng
-            .fill(&mut raw)
-            .map_err(|_| internal("random number generator failed"))?;
-        Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+    fn new_id(&self) -> Result<RecordId, ApiError> {
+        RecordId::generate(&self.rng).map_err(|_| internal("random number generator failed"))
     }
 
     async fn staff_list(&self, req: &Request<Incoming>) -> Result<Resp, ApiError> {
@@ -342,23 +333,21 @@ impl App {
             .await
             .map_err(|_| internal("dead-letter task failed"))?
             .map_err(store_error)?;
-        let mut w = hotline_protocol::cbor::Writer::new();
-        w.map(2).text("reports").array(dead.len());
-        for d in &dead {
-            w.map(5)
-                .text("id")
-                .text(&d.record.id)
-                .text("received_at")
-                .uint(d.record.received_at)
-                .text("channel")
-                .text(&d.record.channel)
-                .text("envelope")
-                .bytes(&d.record.envelope)
-                .text("reason")
-                .text(&d.reason);
-        }
-        w.text("next").null();
-        Ok(cbor(StatusCode::OK, w.into_bytes()))
+        let list = DeadList {
+            reports: dead
+                .into_iter()
+                .map(|d| DeadItem {
+                    item: StaffItem {
+                        id: d.record.id,
+                        received_at: d.record.received_at,
+                        channel: d.record.channel,
+                        envelope: d.record.envelope,
+                    },
+                    reason: d.reason,
+                })
+                .collect(),
+        };
+        Ok(cbor(StatusCode::OK, list.encode()))
     }
 
     async fn staff_ack(&self, req: Request<Incoming>) -> Result<Resp, ApiError> {
@@ -368,36 +357,20 @@ impl App {
         require_cbor(req.headers())?;
         let body = read_body(req, MAX_ACK_BODY, &self.limits).await?;
         let ack = AckRequest::decode(&body)?;
-        if let Some(bad) = ack.ids.iter().find(|id| !is_record_id(id)) {
-            return Err(ApiError::new(
+        let ids = ack.record_ids().map_err(|bad| {
+            ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown_ids",
                 format!("{bad:?} is not a record id (32 hex digits); nothing was deleted"),
-            ));
-        }
+            )
+        })?;
         let store = self.store.clone();
-        let acked = tokio::task::spawn_blocking(move || store.delete(&ack.ids))
+        let acked = tokio::task::spawn_blocking(move || store.delete(&ids))
             .await
             .map_err(|_| internal("ack task failed"))?
             .map_err(store_error)?;
         Ok(cbor(StatusCode::OK, AckAnswer { acked }.encode()))
     }
-}
-
-/// The channel of an API submission: `web` when the public form's script
-/// says it sealed the report in the browser, else `api`. Only these two
-/// values can come from a client, so the header cannot smuggle anything
-/// into the record.
-fn channel(header: Option<HeaderValue>) -> &'static str {
-    match header.as_ref().map(HeaderValue::as_bytes) {
-        Some(b"web") => "web",
-        _ => "api",
-    }
-}
-
-/// Record ids are 32 lowercase hex digits ([`App::new_id`]).
-fn is_record_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Receipt codes are typed by people: `%20` and `+` may stand for spaces.

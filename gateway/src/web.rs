@@ -667,7 +667,11 @@ async fn post_report(app: &Arc<App>, req: Request<Incoming>, peer: Peer) -> Resp
         }
     };
     match app
-        .store_envelope(envelope.encode(), "web-nojs", idempotency_key)
+        .store_envelope(
+            envelope.encode(),
+            hotline_protocol::Channel::WebNojs,
+            idempotency_key,
+        )
         .await
     {
         Ok(answer) => sent_page(app, page_lang, &answer.receipt),

@@ -68,6 +68,12 @@ impl FromStr for Channel {
     }
 }
 
+impl PartialEq<&str> for Channel {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A record id as the gateway makes it: 128 random bits as 32 lower-case
 /// hex digits. It names a report in the staff API, in the push
 /// `Idempotency-Key`, in the store's index and as the staff archive's file

@@ -395,6 +395,7 @@ fn delivered_epochs_are_crypto_shredded_redb() {
     crypto_shredding("redb");
 }
 
+#[cfg(feature = "sled")]
 #[test]
 fn delivered_epochs_are_crypto_shredded_sled() {
     crypto_shredding("sled");

@@ -469,7 +469,10 @@ async fn key(a: KeyArgs) -> Outcome {
 /// The result of one batch line.
 #[derive(Debug)]
 enum LineResult {
-    Accepted { id: String, receipt: String },
+    Accepted {
+        id: hotline_protocol::RecordId,
+        receipt: String,
+    },
     Rejected(String),
 }
 
@@ -484,7 +487,7 @@ fn seal_line(line: &str, key: &VerifiedKey) -> Result<Vec<u8>, String> {
 fn print_line_result(line: usize, r: &LineResult) {
     let v = match r {
         LineResult::Accepted { id, receipt } => serde_json::json!({
-            "line": line, "status": "accepted", "id": id, "receipt": receipt
+            "line": line, "status": "accepted", "id": id.as_str(), "receipt": receipt
         }),
         LineResult::Rejected(reason) => serde_json::json!({
             "line": line, "status": "rejected", "reason": reason

@@ -351,7 +351,7 @@ impl Queue {
             Ok(answer) => {
                 let record = SentRecord {
                     idempotency_key: key_text,
-                    id: answer.id,
+                    id: answer.id.to_string(),
                     receipt: answer.receipt,
                     sent_at: crate::key::unix_now(),
                 };
