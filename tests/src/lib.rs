@@ -670,6 +670,11 @@ pub async fn wait_for_drain(t: &Transport, token: &str, limit: Duration) -> Dura
 /// Runs `hotline-staff pull` for a gateway into `out`; returns the process
 /// (stdout and stderr piped).
 pub fn spawn_pull(gw: &Gateway, out: &Path, page: usize) -> Child {
+    spawn_pull_with(gw, out, page, &[])
+}
+
+/// [`spawn_pull`] with extra arguments (e.g. `--dead`).
+pub fn spawn_pull_with(gw: &Gateway, out: &Path, page: usize, extra: &[&str]) -> Child {
     let token_file = gw.path("hotline-private/staff-token.txt");
     Command::new(bin("hotline-staff"))
         .arg("pull")
@@ -686,6 +691,7 @@ pub fn spawn_pull(gw: &Gateway, out: &Path, page: usize) -> Child {
         .arg("--ca")
         .arg(gw.path("gateway/tls/cert.pem"))
         .args(["--page", &page.to_string()])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
