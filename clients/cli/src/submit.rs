@@ -304,6 +304,7 @@ pub async fn send_with_retries(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use hotline_protocol::Reason;
 
     #[test]
     fn idempotency_keys_round_trip_as_base64url() {
