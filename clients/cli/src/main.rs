@@ -516,7 +516,7 @@ async fn batch(a: BatchArgs) -> Outcome {
     let send = {
         let (results, t) = (results.clone(), t.clone());
         move |(line, envelope): (usize, Vec<u8>), pacer: hotline_client::pool::Pacer| {
-            let (results, t, policy) = (results.clone(), t.clone(), policy.clone());
+            let (results, t) = (results.clone(), t.clone());
             async move {
                 pacer.wait_turn().await;
                 let r = match IdempotencyKey::generate() {
