@@ -94,6 +94,7 @@ pub async fn pull(opts: &PullOptions) -> Result<PullSummary, StaffError> {
             .into_iter()
             .filter(|(item, _)| !stuck.contains(&item.id))
             .collect();
+        let new_on_page = items.len();
         let (to_ack, not_acked) = keep_all(opts, &archive, items, &mut summary).await?;
         let acked_now = if to_ack.is_empty() {
             0
@@ -102,12 +103,14 @@ pub async fn pull(opts: &PullOptions) -> Result<PullSummary, StaffError> {
         };
         summary.acked += acked_now;
         if opts.dead {
-            // Dead records have no cursor: acked ones leave the list, so the
-            // next request shows the next ones. Stop when this page was the
-            // last or the gateway deleted nothing on it: every round that
-            // goes on removes at least one record, so this ends.
+            // Dead records have no cursor: acked ones leave the list, and
+            // the next request asks past the stuck ones. Stop when this page
+            // was the last or brought nothing new: every round that goes on
+            // acks a record or learns a new stuck one, so this ends. (It
+            // used to stop on the running total of acks, and looped forever
+            // once a full page did not open.)
             stuck.extend(not_acked);
-            if !full_page || acked_now == 0 {
+            if !full_page || new_on_page == 0 {
                 return Ok(summary);
             }
             continue;
