@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{HeaderMap, Request, StatusCode};
 
-use hotline_protocol::Envelope;
+use hotline_protocol::{Channel, Envelope};
 
 use crate::app::{App, Peer};
 use crate::error::ApiError;
@@ -50,7 +50,11 @@ pub async fn submit(app: &App, req: Request<Incoming>, peer: Peer) -> Result<Res
     http::require_cbor(req.headers())?;
     app.check_rate(peer)?;
     let idempotency_key = idempotency_key(req.headers())?;
-    let req_channel = channel(req.headers().get("hotline-channel"));
+    let channel = Channel::of_submission(
+        req.headers()
+            .get(hotline_protocol::headers::CHANNEL)
+            .map(HeaderValue::as_bytes),
+    );
     let body = http::read_body(req, app.limits.max_body_bytes, app.limits.body_timeout()).await?;
     let envelope = Envelope::decode(&body)?;
     if envelope.kid != app.keys.document.kid() {
@@ -60,7 +64,7 @@ pub async fn submit(app: &App, req: Request<Incoming>, peer: Peer) -> Result<Res
             "the report is sealed to a key this gateway does not serve; fetch /v1/key again",
         ));
     }
-    app.store_envelope(body.to_vec(), req_channel, idempotency_key)
+    app.store_envelope(body.to_vec(), channel, idempotency_key)
         .await
         .map(|answer| http::cbor(StatusCode::CREATED, answer.encode()))
 }
@@ -69,17 +73,6 @@ pub async fn submit(app: &App, req: Request<Incoming>, peer: Peer) -> Result<Res
 pub async fn receipt(app: &App, code: &str, peer: Peer) -> Result<Resp, ApiError> {
     let answer = app.receipt_status(code, peer).await?;
     Ok(http::cbor(StatusCode::OK, answer.encode()))
-}
-
-/// The channel of an API submission: `web` when the public form's script
-/// says it sealed the report in the browser, else `api`. Only these two
-/// values can come from a client, so the header cannot smuggle anything
-/// into the record.
-fn channel(header: Option<&HeaderValue>) -> &'static str {
-    match header.map(HeaderValue::as_bytes) {
-        Some(b"web") => "web",
-        _ => "api",
-    }
 }
 
 /// Parses `Idempotency-Key`: 128 random bits, base64url without padding.

@@ -6,10 +6,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hotline_protocol::{ReceiptAnswer, ReceiptCode, SubmitAnswer};
-use hotline_store::{Appended, NewRecord, ReceiptStatus, Store};
+use hotline_protocol::{Channel, ReceiptAnswer, ReceiptCode, RecordId, SubmitAnswer};
+use hotline_store::{Appended, NewRecord, Store};
 use hyper::StatusCode;
-use ring::rand::{SecureRandom, SystemRandom};
+use ring::rand::SystemRandom;
 
 use crate::auth::TokenHashes;
 use crate::config::LimitsConfig;
@@ -68,7 +68,7 @@ impl App {
     pub async fn store_envelope(
         &self,
         envelope: Vec<u8>,
-        channel: &str,
+        channel: Channel,
         idempotency_key: Option<[u8; 16]>,
     ) -> Result<SubmitAnswer, ApiError> {
         let record = NewRecord {
@@ -77,7 +77,7 @@ impl App {
                 .map_err(|_| ApiError::internal("random number generator failed"))?
                 .to_string(),
             received_at: crate::unix_now(),
-            channel: channel.to_owned(),
+            channel,
             envelope,
             idempotency_key,
         };
@@ -111,21 +111,7 @@ impl App {
                 store.receipt_status(&key)
             })
             .await?;
-        let answer = match status.filter(|_| valid) {
-            Some(ReceiptStatus::Queued) => ReceiptAnswer {
-                status: "queued".into(),
-                day: None,
-            },
-            Some(ReceiptStatus::Delivered { day }) => ReceiptAnswer {
-                status: "delivered".into(),
-                day: Some(u64::from(day)),
-            },
-            None => ReceiptAnswer {
-                status: "unknown".into(),
-                day: None,
-            },
-        };
-        Ok(answer)
+        Ok(if valid { status } else { ReceiptAnswer::UNKNOWN })
     }
 
     /// Runs a blocking store call off the async threads; `what` names the
@@ -142,12 +128,9 @@ impl App {
             .map_err(ApiError::from)
     }
 
-    fn new_id(&self) -> Result<String, ApiError> {
-        let mut raw = [0u8; 16];
-        self.rng
-            .fill(&mut raw)
-            .map_err(|_| ApiError::internal("random number generator failed"))?;
-        Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+    fn new_id(&self) -> Result<RecordId, ApiError> {
+        RecordId::generate(&self.rng)
+            .map_err(|_| ApiError::internal("random number generator failed"))
     }
 }
 

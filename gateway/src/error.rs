@@ -2,7 +2,7 @@
 //! sentence, sent as the protocol's CBOR error body and counted in /metrics.
 
 use bytes::Bytes;
-use hotline_protocol::{DecodeError, ErrorBody};
+use hotline_protocol::{DecodeError, ErrorBody, Reason};
 use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
@@ -84,7 +84,12 @@ impl ApiError {
 
     /// The response carrying this error.
     pub fn into_response(self) -> Response<Full<Bytes>> {
-        let body = ErrorBody::new(self.reason, self.message).encode();
+        // Until ApiError carries a Reason itself: every reason the gateway
+        // names is a Reason (SPEC.md's tables are checked against it).
+        let parsed = self.reason.parse::<Reason>();
+        debug_assert!(parsed.is_ok(), "reason {:?} is not a Reason", self.reason);
+        let reason = parsed.unwrap_or(Reason::Internal);
+        let body = ErrorBody::new(reason, self.message).encode();
         let mut resp = Response::new(Full::new(Bytes::from(body)));
         *resp.status_mut() = self.status;
         resp.headers_mut().insert(
@@ -133,6 +138,6 @@ impl From<DecodeError> for ApiError {
             DecodeError::InputTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
-        ApiError::new(status, e.code(), e.to_string())
+        ApiError::new(status, e.code().as_str(), e.to_string())
     }
 }

@@ -342,7 +342,8 @@ impl Forwarder {
     /// Deletes delivered records in one commit; returns them back if the
     /// store failed (they are sent again, and the backend dedupes).
     async fn remove_delivered(&self, delivered: Vec<Item>) -> Vec<Item> {
-        let ids: Vec<String> = delivered.iter().map(|i| i.record.id.clone()).collect();
+        let ids: Vec<hotline_protocol::RecordId> =
+            delivered.iter().map(|i| i.record.id.clone()).collect();
         let n = ids.len() as u64;
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.delete(&ids)).await {
@@ -392,19 +393,9 @@ async fn deliver(
     path: &str,
     record: &StoredRecord,
 ) -> Result<Answer, TransportError> {
-    let received_at = record.received_at.to_string();
-    let mut headers = vec![
-        ("content-type", hotline_protocol::MEDIA_TYPE),
-        ("idempotency-key", record.id.as_str()),
-        ("hotline-received-at", received_at.as_str()),
-    ];
-    if record
-        .channel
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        headers.push(("hotline-channel", record.channel.as_str()));
-    }
+    let push = hotline_protocol::headers::push(&record.id, record.received_at, record.channel);
+    let mut headers = vec![("content-type", hotline_protocol::MEDIA_TYPE)];
+    headers.extend(push.iter().map(|(k, v)| (*k, v.as_str())));
     transport
         .send(Method::POST, path, &headers, record.envelope.clone())
         .await
@@ -434,9 +425,13 @@ mod tests {
         for s in [401, 403, 408, 429, 500, 502, 503, 302] {
             assert!(matches!(classify(&answer(s, b"")), Outcome::Retry { .. }));
         }
-        let body = hotline_protocol::ErrorBody::new("bad_envelope", "does not open").encode();
+        let body = hotline_protocol::ErrorBody::new(
+            hotline_protocol::Reason::Undecryptable,
+            "does not open",
+        )
+        .encode();
         match classify(&answer(422, &body)) {
-            Outcome::Permanent(r) => assert!(r.contains("bad_envelope"), "{r}"),
+            Outcome::Permanent(r) => assert!(r.contains("undecryptable"), "{r}"),
             other => panic!("{other:?}"),
         }
     }

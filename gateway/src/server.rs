@@ -267,7 +267,7 @@ async fn serve_tls(
 
 async fn answer_plain_http(mut stream: TcpStream) -> std::io::Result<()> {
     let body = hotline_protocol::ErrorBody::new(
-        "tls_required",
+        hotline_protocol::Reason::TlsRequired,
         "this port speaks HTTPS only; use https://",
     )
     .encode();

@@ -1,7 +1,7 @@
 //! The staff endpoints the hotline uses to take reports out: the list, the
 //! dead-letter list and the ack that deletes. All need a staff bearer token.
 
-use hotline_protocol::{AckAnswer, AckRequest, StaffItem, StaffList};
+use hotline_protocol::{AckAnswer, AckRequest, DeadItem, DeadList, StaffItem, StaffList};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
@@ -73,23 +73,21 @@ pub async fn dead(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> 
             store.list_dead(limit)
         })
         .await?;
-    let mut w = hotline_protocol::cbor::Writer::new();
-    w.map(2).text("reports").array(dead.len());
-    for d in &dead {
-        w.map(5)
-            .text("id")
-            .text(&d.record.id)
-            .text("received_at")
-            .uint(d.record.received_at)
-            .text("channel")
-            .text(&d.record.channel)
-            .text("envelope")
-            .bytes(&d.record.envelope)
-            .text("reason")
-            .text(&d.reason);
-    }
-    w.text("next").null();
-    Ok(http::cbor(StatusCode::OK, w.into_bytes()))
+    let list = DeadList {
+        reports: dead
+            .into_iter()
+            .map(|d| DeadItem {
+                item: StaffItem {
+                    id: d.record.id,
+                    received_at: d.record.received_at,
+                    channel: d.record.channel,
+                    envelope: d.record.envelope,
+                },
+                reason: d.reason,
+            })
+            .collect(),
+    };
+    Ok(http::cbor(StatusCode::OK, list.encode()))
 }
 
 /// `POST /v1/staff/ack`: deletes the listed records, all or none checked
@@ -101,15 +99,15 @@ pub async fn ack(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
     http::require_cbor(req.headers())?;
     let body = http::read_body(req, MAX_ACK_BODY, app.limits.body_timeout()).await?;
     let ack = AckRequest::decode(&body)?;
-    if let Some(bad) = ack.ids.iter().find(|id| !is_record_id(id)) {
-        return Err(ApiError::new(
+    let ids = ack.record_ids().map_err(|bad| {
+        ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_ids",
             format!("{bad:?} is not a record id (32 hex digits); nothing was deleted"),
-        ));
-    }
+        )
+    })?;
     let acked = app
-        .with_store("ack task failed", move |store| store.delete(&ack.ids))
+        .with_store("ack task failed", move |store| store.delete(&ids))
         .await?;
     Ok(http::cbor(StatusCode::OK, AckAnswer { acked }.encode()))
 }
@@ -120,9 +118,4 @@ fn page_limit(v: &str) -> Result<usize, ApiError> {
         .ok()
         .filter(|n| (1..=STAFF_PAGE_MAX).contains(n))
         .ok_or_else(|| ApiError::bad_request("bad_limit", "limit must be between 1 and 1000"))
-}
-
-/// Record ids are 32 lowercase hex digits (see `App::store_envelope`).
-fn is_record_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

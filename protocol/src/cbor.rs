@@ -11,6 +11,8 @@
 use minicbor::data::Type;
 use minicbor::Decoder;
 
+use crate::reason::Reason;
+
 /// Hard limits for one decode. Defaults fit protocol v1 messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -105,24 +107,25 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// A stable, machine-readable reason for error bodies and metrics.
-    pub fn code(&self) -> &'static str {
+    /// The error body's reason for this failure (its status follows from
+    /// it: 413 for the input limit, 422 for another version or suite, else 400).
+    pub fn code(&self) -> Reason {
         match self {
-            DecodeError::InputTooLarge { .. } => "cbor_input_too_large",
-            DecodeError::TooDeep { .. } => "cbor_too_deep",
-            DecodeError::StringTooLong { .. } => "cbor_string_too_long",
-            DecodeError::ArrayTooLong { .. } => "cbor_array_too_long",
-            DecodeError::MapTooLong { .. } => "cbor_map_too_long",
-            DecodeError::IndefiniteLength => "cbor_indefinite_length",
-            DecodeError::Truncated => "cbor_truncated",
-            DecodeError::TrailingBytes(_) => "cbor_trailing_bytes",
-            DecodeError::Malformed(_) => "cbor_malformed",
-            DecodeError::WrongType { .. } => "wrong_type",
-            DecodeError::MissingField(_) => "missing_field",
-            DecodeError::DuplicateField(_) => "duplicate_field",
-            DecodeError::InvalidValue { .. } => "invalid_value",
-            DecodeError::UnsupportedVersion(_) => "unsupported_version",
-            DecodeError::UnsupportedSuite(_) => "unsupported_suite",
+            DecodeError::InputTooLarge { .. } => Reason::CborInputTooLarge,
+            DecodeError::TooDeep { .. } => Reason::CborTooDeep,
+            DecodeError::StringTooLong { .. } => Reason::CborStringTooLong,
+            DecodeError::ArrayTooLong { .. } => Reason::CborArrayTooLong,
+            DecodeError::MapTooLong { .. } => Reason::CborMapTooLong,
+            DecodeError::IndefiniteLength => Reason::CborIndefiniteLength,
+            DecodeError::Truncated => Reason::CborTruncated,
+            DecodeError::TrailingBytes(_) => Reason::CborTrailingBytes,
+            DecodeError::Malformed(_) => Reason::CborMalformed,
+            DecodeError::WrongType { .. } => Reason::WrongType,
+            DecodeError::MissingField(_) => Reason::MissingField,
+            DecodeError::DuplicateField(_) => Reason::DuplicateField,
+            DecodeError::InvalidValue { .. } => Reason::InvalidValue,
+            DecodeError::UnsupportedVersion(_) => Reason::UnsupportedVersion,
+            DecodeError::UnsupportedSuite(_) => Reason::UnsupportedSuite,
         }
     }
 }
@@ -509,7 +512,7 @@ impl Writer {
 }
 
 /// Length in bytes of a CBOR head carrying `arg`.
-pub fn head_len(arg: u64) -> usize {
+pub const fn head_len(arg: u64) -> usize {
     match arg {
         0..=23 => 1,
         24..=0xff => 2,

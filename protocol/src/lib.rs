@@ -3,7 +3,9 @@
 //! Everything a reporter's device, the gateway and the hotline must agree on,
 //! with no I/O, so the same code can go into a phone app unchanged: the
 //! messages and their bounded CBOR codec, the HPKE envelope, the signed key
-//! document, the hotline's keys as PEM, receipt codes and padding.
+//! document, the hotline's keys as PEM, receipt codes and padding, the small
+//! values every party names (channels, record ids, receipt states, error
+//! reasons, headers) and the one calendar they share.
 #![forbid(unsafe_code)]
 
 pub mod cbor;
@@ -11,20 +13,28 @@ pub mod envelope;
 pub mod keydoc;
 pub mod keys;
 pub mod messages;
+pub mod reason;
 pub mod receipt;
 pub mod report;
+pub mod time;
+pub mod values;
 
 pub use cbor::{DecodeError, Limits};
-pub use envelope::{open, seal, Aead, Envelope, SealError};
-pub use keydoc::{KeyDocError, KeyDocument};
+pub use envelope::{open, seal, Aead, Envelope, SealError, MAX_ENVELOPE_LEN};
+pub use keydoc::{KeyAnswer, KeyDocError, KeyDocument};
 pub use keys::{
     fingerprint, HpkePublicKey, HpkeSecretKey, KeyError, Kid, SigningKey, VerifyingKey,
 };
 pub use messages::{
-    AckAnswer, AckRequest, ErrorBody, ReceiptAnswer, StaffItem, StaffList, SubmitAnswer,
+    AckAnswer, AckRequest, DeadItem, DeadList, ErrorBody, ReceiptAnswer, StaffItem, StaffList,
+    SubmitAnswer,
 };
+pub use reason::Reason;
 pub use receipt::{ReceiptCode, ReceiptError};
-pub use report::{Category, HashAlg, ImageHash, PadError, Report, PAD_BUCKETS};
+pub use report::{
+    Category, HashAlg, ImageHash, PadError, Report, MAX_URLS, PAD_BUCKETS, SEEN_AT_TEXT,
+};
+pub use values::{headers, Channel, ReceiptState, RecordId};
 
 /// The media type of every protocol message.
 pub const MEDIA_TYPE: &str = "application/cbor";

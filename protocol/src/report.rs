@@ -152,6 +152,18 @@ pub struct Report {
 /// The plaintext size buckets: a padded report is exactly one of these long.
 pub const PAD_BUCKETS: [usize; 4] = [1024, 4096, 16 * 1024, 64 * 1024];
 
+/// The largest plaintext: the largest bucket.
+pub const MAX_PLAINTEXT_LEN: usize = PAD_BUCKETS[PAD_BUCKETS.len() - 1];
+
+/// Most links in one report: the report decoder's array limit
+/// ([`Limits::REPORT`]), so every form and client stops where the hotline
+/// would refuse.
+pub const MAX_URLS: usize = Limits::REPORT.max_array;
+
+/// The unknown field the web form puts a `seen_at` in when it is not a
+/// `YYYY-MM-DD` date (an old browser's text box), so it is kept, not lost.
+pub const SEEN_AT_TEXT: &str = "seen_at_text";
+
 /// The report fields v1 defines; any other key is an unknown field, kept as is.
 pub const KNOWN_FIELDS: [&str; 11] = [
     "v",
@@ -319,6 +331,22 @@ impl Report {
         Ok(w.into_bytes())
     }
 
+    /// Sets when the reporter saw it from what they typed: a `YYYY-MM-DD`
+    /// date becomes `seen_at` (midnight UTC); anything else is kept as text
+    /// in the unknown field [`SEEN_AT_TEXT`]. The web form and its script
+    /// follow this rule (SPEC.md section 4).
+    pub fn set_seen_at_text(&mut self, typed: &str) {
+        match crate::time::parse_civil_date(typed) {
+            Some(day) => self.seen_at = Some(day * crate::time::DAY),
+            None => {
+                let mut w = Writer::new();
+                w.text(typed);
+                self.extra.retain(|(k, _)| k != SEEN_AT_TEXT);
+                self.extra.push((SEEN_AT_TEXT.to_owned(), w.into_bytes()));
+            }
+        }
+    }
+
     /// Checks the fields a v1 client must get right before sealing, so a
     /// mistake is caught on the device, not by the hotline.
     pub fn validate(&self) -> Result<(), DecodeError> {
@@ -329,6 +357,12 @@ impl Report {
                     reason: "wrong length for its algorithm",
                 });
             }
+        }
+        if self.urls.len() > MAX_URLS {
+            return Err(DecodeError::ArrayTooLong {
+                declared: self.urls.len() as u64,
+                limit: MAX_URLS,
+            });
         }
         if let Some((k, _)) = self
             .extra

@@ -37,8 +37,17 @@ pub fn bin_dir() -> PathBuf {
     })
 }
 
+/// The store engines the gateway binary of this test build has: sled only
+/// when this crate is built with its `sled` feature.
+pub const ENGINES: &[&str] = if cfg!(feature = "sled") {
+    &["redb", "sled"]
+} else {
+    &["redb"]
+};
+
 /// Path of a workspace binary, built (once per test process) by cargo so a
-/// test never runs a stale one.
+/// test never runs a stale one (the gateway with sled when this crate has
+/// the `sled` feature).
 pub fn bin(name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let package = match name {
@@ -52,6 +61,9 @@ pub fn bin(name: &str) -> PathBuf {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(workspace())
             .args(["build", "--quiet", "-p", package]);
+        if cfg!(feature = "sled") && package == "hotline-gateway" {
+            cmd.args(["--features", "hotline-gateway/sled"]);
+        }
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
@@ -332,7 +344,8 @@ pub async fn staff_list_all(t: &Transport, token: &str) -> StaffList {
 }
 
 /// Acks `ids` through the staff API and returns how many were deleted.
-pub async fn staff_ack(t: &Transport, token: &str, ids: Vec<String>) -> u64 {
+pub async fn staff_ack(t: &Transport, token: &str, ids: Vec<impl AsRef<str>>) -> u64 {
+    let ids = ids.iter().map(|id| id.as_ref().to_owned()).collect();
     let auth = format!("Bearer {token}");
     let a = t
         .send(
@@ -609,7 +622,7 @@ pub async fn submit_many(gw: &Gateway, n: usize, tasks: usize) -> Vec<(String, S
                 let a = submit(&t, envelopes[i].clone(), None).await;
                 assert_eq!(a.status, 201, "submit answered {}", a.status);
                 let a = hotline_protocol::SubmitAnswer::decode(&a.body).unwrap();
-                mine.push((i, a.id, a.receipt));
+                mine.push((i, a.id.to_string(), a.receipt));
             }
         }));
     }
@@ -657,6 +670,11 @@ pub async fn wait_for_drain(t: &Transport, token: &str, limit: Duration) -> Dura
 /// Runs `hotline-staff pull` for a gateway into `out`; returns the process
 /// (stdout and stderr piped).
 pub fn spawn_pull(gw: &Gateway, out: &Path, page: usize) -> Child {
+    spawn_pull_with(gw, out, page, &[])
+}
+
+/// [`spawn_pull`] with extra arguments (e.g. `--dead`).
+pub fn spawn_pull_with(gw: &Gateway, out: &Path, page: usize, extra: &[&str]) -> Child {
     let token_file = gw.path("hotline-private/staff-token.txt");
     Command::new(bin("hotline-staff"))
         .arg("pull")
@@ -673,6 +691,7 @@ pub fn spawn_pull(gw: &Gateway, out: &Path, page: usize) -> Child {
         .arg("--ca")
         .arg(gw.path("gateway/tls/cert.pem"))
         .args(["--page", &page.to_string()])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -406,7 +406,7 @@ fn a_flush_killed_midway_loses_nothing_and_sends_nothing_twice() {
         .block_on(staff_list_all(&gw.transport(), &gw.staff_token()))
         .reports
         .into_iter()
-        .map(|i| i.id)
+        .map(|i| i.id.to_string())
         .collect();
     assert_eq!(ids, staff_ids);
 }

@@ -278,6 +278,97 @@ fn a_permanent_refusal_goes_to_dead_letter_and_stays_there_across_restarts() {
     assert!(gw.stop().success());
 }
 
+/// `hotline-staff pull --dead` takes dead-lettered records out and ends,
+/// even when a full page of them does not open (it used to stop on the
+/// running total of acks and could loop forever).
+#[test]
+fn pull_dead_takes_dead_letters_out_and_terminates() {
+    let (mut gw, mut receiver) = push_gateway("redb", |t| t);
+    // A backend holding another hotline key answers 422 `undecryptable` to
+    // every delivery: the gateway dead-letters them all.
+    let wrong =
+        hotline_protocol::HpkeSecretKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    receiver.hotline_key = receiver.dir.path().join("wrong-hpke.pem");
+    std::fs::write(&receiver.hotline_key, wrong.to_pem().unwrap()).unwrap();
+    receiver.start();
+    let token = gw.staff_token();
+    let rt = runtime();
+    let (good, bad) = rt.block_on(async {
+        let t = gw.transport();
+        let mut good = Vec::new();
+        for i in 0..5 {
+            let a = submit(&t, seal(&gw, &sample_report(&format!("dead {i}"))), None).await;
+            good.push(hotline_protocol::SubmitAnswer::decode(&a.body).unwrap().id);
+        }
+        let mut bad = Vec::new();
+        for _ in 0..3 {
+            let a = submit(&t, corrupt_envelope(&gw), None).await;
+            bad.push(hotline_protocol::SubmitAnswer::decode(&a.body).unwrap().id);
+        }
+        wait_for_drain(&t, &token, Duration::from_secs(30)).await;
+        assert_eq!(metric(&t, "hotline_dead_lettered_total").await, 8.0);
+        (good, bad)
+    });
+    let dead_ids = |gw: &Gateway| {
+        runtime().block_on(async {
+            let a = gw
+                .transport()
+                .send(
+                    Method::GET,
+                    "/v1/staff/dead?limit=1000",
+                    &[("authorization", &format!("Bearer {token}"))],
+                    Vec::new(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(a.status, 200);
+            let list = hotline_protocol::DeadList::decode(&a.body).unwrap();
+            for d in &list.reports {
+                assert!(d.reason.contains("422"), "{}", d.reason);
+                assert!(d.reason.contains("undecryptable"), "{}", d.reason);
+            }
+            list.reports
+                .into_iter()
+                .map(|d| d.item.id.to_string())
+                .collect::<BTreeSet<_>>()
+        })
+    };
+    let all: BTreeSet<String> = good.iter().chain(&bad).map(|id| id.to_string()).collect();
+    assert_eq!(dead_ids(&gw), all);
+
+    // Pages of 2, with 3 records that never open: it must still end.
+    let out = tempfile::tempdir().unwrap();
+    let mut pull = spawn_pull_with(&gw, out.path(), 2, &["--dead"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = pull.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = pull.kill();
+            panic!("hotline-staff pull --dead did not terminate");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = pull.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // It says the undecryptable ones stay: a failure exit.
+    assert!(!status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("3 undecryptable"), "{stderr}");
+    for id in &good {
+        assert!(stdout.contains(&format!("stored {id}")), "{stdout}");
+        let kept: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.path().join(format!("{id}.json"))).unwrap())
+                .unwrap();
+        let reason = kept["dead_reason"].as_str().unwrap();
+        assert!(reason.contains("undecryptable"), "{reason}");
+    }
+    let left: BTreeSet<String> = bad.iter().map(|id| id.to_string()).collect();
+    assert_eq!(dead_ids(&gw), left);
+    assert!(gw.stop().success());
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
@@ -395,6 +486,7 @@ fn delivered_epochs_are_crypto_shredded_redb() {
     crypto_shredding("redb");
 }
 
+#[cfg(feature = "sled")]
 #[test]
 fn delivered_epochs_are_crypto_shredded_sled() {
     crypto_shredding("sled");

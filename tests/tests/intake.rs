@@ -65,7 +65,7 @@ fn the_same_envelope_with_one_idempotency_key_is_stored_once() {
 
 #[test]
 fn key_document_health_and_metrics_are_served() {
-    let mut gw = Gateway::with_engine("sled");
+    let mut gw = Gateway::with_engine(hotline_e2e::ENGINES[hotline_e2e::ENGINES.len() - 1]);
     gw.start();
     runtime().block_on(async {
         let t = gw.transport();

@@ -47,7 +47,7 @@ fn post(path: &str, ctype: &str, body: Vec<u8>) -> Request<Full<Bytes>> {
 
 #[test]
 fn canary_and_client_address_stay_out_of_disk_logs_and_metrics() {
-    for engine in ["redb", "sled"] {
+    for &engine in hotline_e2e::ENGINES {
         let mut gw = Gateway::install(|t| {
             t.replace("log_level = \"info\"", "log_level = \"trace\"")
                 .replace("engine = \"redb\"", &format!("engine = \"{engine}\""))

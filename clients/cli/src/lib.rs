@@ -10,6 +10,7 @@
 
 pub mod key;
 pub mod pdq;
+pub mod pool;
 pub mod queue;
 pub mod report;
 pub mod status;

@@ -89,11 +89,3 @@ pub fn load_secret_key(path: &Path) -> Result<hotline_protocol::HpkeSecretKey, S
         ))
     })
 }
-
-/// Current Unix time in seconds.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}

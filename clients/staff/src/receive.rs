@@ -9,9 +9,11 @@
 //! - 422 `undecryptable` if the envelope does not open with the hotline key
 //!   (the gateway then dead-letters the record);
 //! - 400 / 413 / 415 for a request that is not a well-formed delivery;
-//! - 503 if the report could not be written (the gateway retries).
+//! - 408 if the body was cut short or too slow, 503 `not_stored` if the
+//!   report could not be written (the gateway retries both).
 //!
-//! `Hotline-Received-At` and `Hotline-Channel`, when sent, go into the file.
+//! The headers are read by the protocol's rules ([`hotline_protocol::headers`]);
+//! `Hotline-Received-At` and `Hotline-Channel`, when sent and valid, go into the file.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hotline_https::cbor_response;
-use hotline_protocol::{ErrorBody, HpkeSecretKey};
+use hotline_protocol::{headers as push, ErrorBody, HpkeSecretKey, Reason, RecordId};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -30,7 +32,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::archive::{valid_id, Archive, Kept, Meta};
+use crate::archive::{Archive, Kept, Meta};
 use crate::StaffError;
 
 /// Largest delivery body accepted.
@@ -111,11 +113,13 @@ pub async fn serve(listener: TcpListener, opts: ReceiveOptions) -> Result<(), St
 
 type Resp = Response<Full<Bytes>>;
 
-fn error(status: StatusCode, code: &str, message: &str) -> Resp {
-    cbor_response(status, ErrorBody::new(code, message).encode())
+/// An error answer: the reason decides the status.
+fn error(reason: Reason, message: &str) -> Resp {
+    let status = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    cbor_response(status, ErrorBody::new(reason, message).encode())
 }
 
-fn kept(status: StatusCode, id: &str, stored: bool) -> Resp {
+fn kept(status: StatusCode, id: &RecordId, stored: bool) -> Resp {
     let mut w = hotline_protocol::cbor::Writer::new();
     w.map(2).text("id").text(id).text("stored");
     w.uint(u64::from(stored));
@@ -127,11 +131,7 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Resp {
         return cbor_response(StatusCode::OK, Vec::new());
     }
     if req.method() != Method::POST {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "POST one envelope",
-        );
+        return error(Reason::MethodNotAllowed, "POST one envelope");
     }
     let headers = req.headers();
     let cbor = headers
@@ -141,32 +141,19 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Resp {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(hotline_protocol::MEDIA_TYPE));
     if !cbor {
         return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "wrong_media_type",
+            Reason::WrongMediaType,
             "send the envelope as application/cbor",
         );
     }
-    let Some(id) = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .filter(|id| valid_id(id))
-    else {
+    let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
+    let Some(id) = header(push::IDEMPOTENCY_KEY).and_then(push::parse_record_id) else {
         return error(
-            StatusCode::BAD_REQUEST,
-            "bad_idempotency_key",
-            "Idempotency-Key must be the record id: 1-64 of [A-Za-z0-9_-]",
+            Reason::BadIdempotencyKey,
+            "Idempotency-Key must be the record id: 32 lower-case hex digits",
         );
     };
-    let received_at = headers
-        .get("hotline-received-at")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let channel = headers
-        .get("hotline-channel")
-        .and_then(|v| v.to_str().ok())
-        .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned);
+    let received_at = header(push::RECEIVED_AT).and_then(push::parse_received_at);
+    let channel = header(push::CHANNEL).and_then(push::parse_channel);
     if state.archive.contains(&id) {
         println!("duplicate {id}");
         return kept(StatusCode::OK, &id, false);
@@ -182,24 +169,16 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Resp {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the envelope is larger than 1 MiB",
-            )
+            return error(Reason::BodyTooLarge, "the envelope is larger than 1 MiB")
         }
-        _ => {
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_incomplete",
-                "the body was cut short or too slow",
-            )
-        }
+        // Cut short or too slow: the gateway sends it again (408 is retried).
+        _ => return error(Reason::BodyTimeout, "the body was cut short or too slow"),
     };
     let meta = Meta {
         id: id.clone(),
         received_at,
         channel,
+        dead_reason: None,
     };
     let st = state.clone();
     let result =
@@ -216,26 +195,20 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Resp {
         Ok(Ok(Kept::Undecryptable(why))) => {
             eprintln!("undecryptable {id}: {why}");
             error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "undecryptable",
+                Reason::Undecryptable,
                 &format!("the envelope does not open with the hotline key: {why}"),
             )
         }
         Ok(Err(e)) => {
             eprintln!("cannot keep {id}: {e}");
             let mut resp = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_stored",
+                Reason::NotStored,
                 "the report could not be written; send it again",
             );
             resp.headers_mut()
                 .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("5"));
             resp
         }
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the write task failed",
-        ),
+        Err(_) => error(Reason::Internal, "the write task failed"),
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use hotline_protocol::cbor::Writer;
-use hotline_protocol::{Category, Report, SealError};
+use hotline_protocol::{Category, Channel, Report, SealError};
 use hyper::body::Incoming;
 use hyper::header::ACCEPT_LANGUAGE;
 use hyper::{Request, StatusCode};
@@ -132,7 +132,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
         }
     };
     match app
-        .store_envelope(envelope.encode(), "web-nojs", idempotency_key)
+        .store_envelope(envelope.encode(), Channel::WebNojs, idempotency_key)
         .await
     {
         Ok(answer) => sent_page(app, page_lang, &answer.receipt),
