@@ -111,7 +111,11 @@ impl App {
                 store.receipt_status(&key)
             })
             .await?;
-        Ok(if valid { status } else { ReceiptAnswer::UNKNOWN })
+        Ok(if valid {
+            status
+        } else {
+            ReceiptAnswer::UNKNOWN
+        })
     }
 
     /// Runs a blocking store call off the async threads; `what` names the
