@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{HeaderMap, Request, StatusCode};
 
-use hotline_protocol::{Channel, Envelope};
+use hotline_protocol::{Channel, Envelope, Reason};
 
 use crate::app::{App, Peer};
 use crate::error::ApiError;
@@ -59,8 +59,7 @@ pub async fn submit(app: &App, req: Request<Incoming>, peer: Peer) -> Result<Res
     let envelope = Envelope::decode(&body)?;
     if envelope.kid != app.keys.document.kid() {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_kid",
+            Reason::UnknownKid,
             "the report is sealed to a key this gateway does not serve; fetch /v1/key again",
         ));
     }
@@ -82,8 +81,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<[u8; 16]>, ApiError> {
         return Ok(None);
     };
     let bad = || {
-        ApiError::bad_request(
-            "bad_idempotency_key",
+        ApiError::new(
+            Reason::BadIdempotencyKey,
             "Idempotency-Key must be 16 random bytes in base64url without padding",
         )
     };

@@ -6,9 +6,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hotline_protocol::{Channel, ReceiptAnswer, ReceiptCode, RecordId, SubmitAnswer};
+use hotline_protocol::{Channel, Reason, ReceiptAnswer, ReceiptCode, RecordId, SubmitAnswer};
 use hotline_store::{Appended, NewRecord, Store};
-use hyper::StatusCode;
 use ring::rand::SystemRandom;
 
 use crate::auth::TokenHashes;
@@ -56,8 +55,7 @@ impl App {
     pub fn check_rate(&self, peer: Peer) -> Result<(), ApiError> {
         self.limiter.check(peer.ip).map_err(|wait| {
             ApiError::retry(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                Reason::RateLimited,
                 "too many requests from this address; please wait and send again",
                 wait.as_secs() + 1,
             )

@@ -1,6 +1,7 @@
 //! Prometheus metrics. Only counts and sizes: no addresses, ids, receipts or
 //! report bytes ever become a label.
 
+use hotline_protocol::Reason;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -137,7 +138,16 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one rejection.
+    /// Counts one rejection answered with an error body, labelled with
+    /// the reason's wire name.
+    pub fn rejected(&self, reason: Reason) {
+        self.rejection(reason.as_str());
+    }
+
+    /// Counts one rejection by label: for connections refused before any
+    /// request (`tls_handshake`, `tls_handshake_timeout`), which have no
+    /// error body and so no [`Reason`]. Everything else goes through
+    /// [`Metrics::rejected`].
     pub fn rejection(&self, reason: &'static str) {
         self.rejections
             .get_or_create(&ReasonLabels { reason })

@@ -9,9 +9,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use hotline_protocol::Reason;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW};
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, Request};
 
 use crate::app::{App, Peer};
 use crate::error::ApiError;
@@ -198,8 +199,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) -> Resp {
     let mut allow = None;
     let (label, result) = if req.headers().len() > app.limits.max_headers {
         let e = ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "too_many_headers",
+            Reason::TooManyHeaders,
             format!("at most {} headers are accepted", app.limits.max_headers),
         );
         (LABEL_HEADERS, Err(e))
@@ -220,7 +220,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) -> Resp {
     let mut resp = match result {
         Ok(resp) => resp,
         Err(e) => {
-            app.metrics.rejection(e.reason);
+            app.metrics.rejected(e.reason);
             e.into_response()
         }
     };

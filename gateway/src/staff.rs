@@ -1,7 +1,7 @@
 //! The staff endpoints the hotline uses to take reports out: the list, the
 //! dead-letter list and the ack that deletes. All need a staff bearer token.
 
-use hotline_protocol::{AckAnswer, AckRequest, DeadItem, DeadList, StaffItem, StaffList};
+use hotline_protocol::{AckAnswer, AckRequest, DeadItem, DeadList, Reason, StaffItem, StaffList};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
@@ -25,7 +25,7 @@ pub async fn list(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> 
         match k {
             "after" => {
                 after = v.parse().map_err(|_| {
-                    ApiError::bad_request("bad_cursor", "after must be a cursor from `next`")
+                    ApiError::new(Reason::BadCursor, "after must be a cursor from `next`")
                 })?
             }
             "limit" => limit = page_limit(v)?,
@@ -101,8 +101,7 @@ pub async fn ack(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let ack = AckRequest::decode(&body)?;
     let ids = ack.record_ids().map_err(|bad| {
         ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_ids",
+            Reason::UnknownIds,
             format!("{bad:?} is not a record id (32 hex digits); nothing was deleted"),
         )
     })?;
@@ -117,5 +116,5 @@ fn page_limit(v: &str) -> Result<usize, ApiError> {
     v.parse::<usize>()
         .ok()
         .filter(|n| (1..=STAFF_PAGE_MAX).contains(n))
-        .ok_or_else(|| ApiError::bad_request("bad_limit", "limit must be between 1 and 1000"))
+        .ok_or_else(|| ApiError::new(Reason::BadLimit, "limit must be between 1 and 1000"))
 }

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 
 use hotline_protocol::cbor::Writer;
-use hotline_protocol::{Category, Channel, Report, SealError};
+use hotline_protocol::{Category, Channel, Reason, Report, SealError};
 use hyper::body::Incoming;
 use hyper::header::ACCEPT_LANGUAGE;
-use hyper::{Request, StatusCode};
+use hyper::Request;
 
 use super::i18n::default_lang;
 use super::lang::{find_lang, lang_from_accept};
@@ -39,20 +39,17 @@ impl FormError {
     fn api_error(self) -> ApiError {
         match self {
             FormError::MissingCategory => {
-                ApiError::bad_request("missing_category", "choose what the report is about")
+                ApiError::new(Reason::MissingCategory, "choose what the report is about")
             }
-            FormError::UnknownCategory => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_category",
-                "not a v1 category",
-            ),
+            FormError::UnknownCategory => {
+                ApiError::new(Reason::UnknownCategory, "not a v1 category")
+            }
             FormError::TooManyUrls => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_urls",
-                "at most 256 links per report",
+                Reason::TooManyUrls,
+                format!("at most {MAX_URLS} links per report"),
             ),
             FormError::Encoding => {
-                ApiError::bad_request("bad_form", "the form is not valid UTF-8 form data")
+                ApiError::new(Reason::BadForm, "the form is not valid UTF-8 form data")
             }
         }
     }
@@ -82,8 +79,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
     }
     if !http::media_type_is(req.headers(), "application/x-www-form-urlencoded") {
         let e = ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "wrong_media_type",
+            Reason::WrongMediaType,
             "send the form as application/x-www-form-urlencoded",
         );
         return error_page(app, page_lang, &e, "msg_rejected");
@@ -115,19 +111,14 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
         Ok(envelope) => envelope,
         Err(SealError::TooLarge(n)) => {
             let e = ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "report_too_large",
+                Reason::ReportTooLarge,
                 format!("the report is {n} bytes, more than 64 KiB"),
             );
             return error_page(app, page_lang, &e, "msg_too_large");
         }
         Err(other) => {
             tracing::error!(error = %other, "sealing a web form report failed");
-            let e = ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "seal_failed",
-                "the report could not be sealed",
-            );
+            let e = ApiError::new(Reason::SealFailed, "the report could not be sealed");
             return error_page(app, page_lang, &e, "msg_busy");
         }
     };
@@ -279,6 +270,7 @@ fn parse_date(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use hotline_protocol::cbor::{Limits, Reader};
+    use hyper::StatusCode;
 
     fn form(body: &str) -> Result<Report, FormError> {
         build_report(&parse_form(body.as_bytes())?)
@@ -320,11 +312,11 @@ mod tests {
         assert_eq!(form("category=+"), Err(FormError::MissingCategory));
         assert_eq!(form("category=nudity"), Err(FormError::UnknownCategory));
         assert_eq!(
-            FormError::MissingCategory.api_error().status,
+            FormError::MissingCategory.api_error().status(),
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            FormError::UnknownCategory.api_error().status,
+            FormError::UnknownCategory.api_error().status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(FormError::MissingCategory.msg_key(), "msg_category");
@@ -371,7 +363,7 @@ mod tests {
             Err(FormError::TooManyUrls)
         );
         assert_eq!(
-            FormError::TooManyUrls.api_error().status,
+            FormError::TooManyUrls.api_error().status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
         assert_eq!(FormError::TooManyUrls.msg_key(), "msg_too_large");

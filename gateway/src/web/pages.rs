@@ -96,13 +96,13 @@ pub fn sent_page(app: &App, lang: &Lang, receipt: &str) -> Resp {
 /// The error page for a rejection, with its status and Retry-After, counted
 /// like API rejections.
 pub fn error_page(app: &App, lang: &Lang, e: &ApiError, msg_key: &str) -> Resp {
-    app.metrics.rejection(e.reason);
+    app.metrics.rejected(e.reason);
     let body = ERROR.render(
         lang,
         &[("lang", lang.code), ("message", lang.get(msg_key))],
         &[],
     );
-    let mut resp = http::html(e.status, lang.code, body);
+    let mut resp = http::html(e.status(), lang.code, body);
     if let Some(secs) = e.retry_after {
         resp.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(secs));
@@ -120,7 +120,7 @@ pub fn redirect_home() -> Resp {
 
 /// The message shown for a rejection, by status, like the script's.
 pub fn msg_for(e: &ApiError) -> &'static str {
-    match e.status.as_u16() {
+    match e.status().as_u16() {
         413 => "msg_too_large",
         507 => "msg_full",
         408 => "msg_network",
@@ -155,6 +155,7 @@ fn lang_links(current: &Lang) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hotline_protocol::Reason;
 
     fn lang(code: &str) -> &'static Lang {
         LANGS.iter().find(|l| l.code == code).unwrap()
@@ -197,11 +198,18 @@ mod tests {
 
     #[test]
     fn messages_follow_the_status_like_the_script() {
-        let e = |s: u16| ApiError::new(StatusCode::from_u16(s).unwrap(), "x", "x");
+        // One reason of each status, found by its status so the test
+        // still says which status shows which message.
+        let e = |s: u16| {
+            let r = Reason::ALL.iter().find(|r| r.status() == s).unwrap();
+            ApiError::new(*r, "x")
+        };
         assert_eq!(msg_for(&e(503)), "msg_busy");
         assert_eq!(msg_for(&e(429)), "msg_busy");
         assert_eq!(msg_for(&e(507)), "msg_full");
         assert_eq!(msg_for(&e(413)), "msg_too_large");
         assert_eq!(msg_for(&e(400)), "msg_rejected");
+        assert_eq!(msg_for(&e(408)), "msg_network");
+        assert_eq!(msg_for(&e(500)), "msg_busy");
     }
 }
