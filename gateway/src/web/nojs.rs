@@ -5,8 +5,7 @@
 
 use std::collections::HashMap;
 
-use hotline_protocol::cbor::Writer;
-use hotline_protocol::{Category, Channel, Reason, Report, SealError};
+use hotline_protocol::{Category, Channel, Reason, Report, SealError, MAX_URLS};
 use hyper::body::Incoming;
 use hyper::header::ACCEPT_LANGUAGE;
 use hyper::Request;
@@ -17,10 +16,6 @@ use super::pages::{error_page, msg_for, sent_page};
 use crate::app::{App, Peer};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
-
-/// Most links one report may carry (the hotline decoder's array limit; the
-/// script refuses more too).
-pub const MAX_URLS: usize = 256;
 
 /// Why a posted form is refused, before anything is sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,58 +213,16 @@ fn build_report(fields: &Fields) -> Result<Report, FormError> {
     report.platform = text("platform");
     report.contact = text("contact");
     if let Some(seen) = text("seen_at") {
-        match parse_date(&seen) {
-            Some(t) => report.seen_at = Some(t),
-            None => {
-                let mut w = Writer::new();
-                w.text(&seen);
-                report
-                    .extra
-                    .push(("seen_at_text".to_owned(), w.into_bytes()));
-            }
-        }
+        report.set_seen_at_text(&seen);
     }
     Ok(report)
-}
-
-/// `YYYY-MM-DD` -> unix seconds at 00:00 UTC, if it is a real date from 1970.
-fn parse_date(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        b.get(r)?.iter().try_fold(0u32, |n, c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if y < 1970 || d == 0 || d > month_days {
-        return None;
-    }
-    // Days from civil (H. Hinnant), for years from 1970.
-    let (y, m, d) = (i64::from(y), i64::from(m), i64::from(d));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use hotline_protocol::cbor::{Limits, Reader};
+    use hotline_protocol::SEEN_AT_TEXT;
     use hyper::StatusCode;
 
     fn form(body: &str) -> Result<Report, FormError> {
@@ -335,21 +288,32 @@ mod tests {
             let r = form(&body).unwrap();
             assert_eq!(r.seen_at, None, "{bad}");
             let (key, value) = &r.extra[0];
+            assert_eq!(key, SEEN_AT_TEXT);
             assert_eq!(key, "seen_at_text");
             let mut reader = Reader::new(value, Limits::REPORT).unwrap();
             assert_eq!(reader.text("seen_at_text").unwrap(), bad);
             let back = Report::decode(&r.encode()).unwrap();
             assert_eq!(back.extra, r.extra);
         }
-        assert_eq!(parse_date("1970-01-01"), Some(0));
-        assert_eq!(parse_date("2000-03-01"), Some(951_868_800));
-        assert_eq!(parse_date("2100-02-29"), None);
-        assert_eq!(parse_date("2024-1-01"), None);
-        assert_eq!(parse_date("２０２４-01-01"), None);
+        // The date arithmetic is the protocol's (`time::parse_civil_date`,
+        // tested there); the form gives it what the reporter typed.
+        let seen = |typed: &str| {
+            let r = form(&format!("category=other&seen_at={typed}")).unwrap();
+            (r.seen_at, r.extra.len())
+        };
+        assert_eq!(seen("1970-01-01"), (Some(0), 0));
+        assert_eq!(seen("2000-03-01"), (Some(951_868_800), 0));
+        assert_eq!(seen("2100-02-29"), (None, 1));
+        assert_eq!(seen("2024-1-01"), (None, 1));
+        assert_eq!(
+            seen("%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%94-01-01"),
+            (None, 1)
+        );
     }
 
     #[test]
     fn at_most_256_links_are_accepted() {
+        assert_eq!(MAX_URLS, 256);
         let urls = |n: usize| {
             (0..n)
                 .map(|i| format!("https%3A%2F%2Fexample.org%2F{i}"))

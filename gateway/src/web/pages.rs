@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use base64::Engine as _;
+use hotline_protocol::ReceiptState;
 use hyper::header::{HeaderValue, LOCATION, RETRY_AFTER};
 use hyper::StatusCode;
 
@@ -56,10 +57,10 @@ pub async fn check_page(app: &App, lang: &Lang, code: Option<String>, peer: Peer
     let status = match code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         None => "",
         Some(code) => match app.receipt_status(code, peer).await {
-            Ok(answer) => match answer.status.as_str() {
-                "queued" => lang.get("check_queued"),
-                "delivered" => lang.get("check_delivered"),
-                _ => lang.get("check_unknown"),
+            Ok(answer) => match answer.status {
+                ReceiptState::Queued => lang.get("check_queued"),
+                ReceiptState::Delivered => lang.get("check_delivered"),
+                ReceiptState::Unknown => lang.get("check_unknown"),
             },
             Err(e) => return error_page(app, lang, &e, msg_for(&e)),
         },
