@@ -77,7 +77,7 @@ pub async fn receipt(app: &App, code: &str, peer: Peer) -> Result<Resp, ApiError
 /// Parses `Idempotency-Key`: 128 random bits, base64url without padding.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<[u8; 16]>, ApiError> {
     use base64::Engine as _;
-    let Some(value) = headers.get("idempotency-key") else {
+    let Some(value) = headers.get(hotline_protocol::headers::IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
     let bad = || {

@@ -74,7 +74,7 @@ impl App {
             receipt: ReceiptCode::generate(&self.rng)
                 .map_err(|_| ApiError::internal("random number generator failed"))?
                 .to_string(),
-            received_at: crate::unix_now(),
+            received_at: hotline_protocol::time::unix_now(),
             channel,
             envelope,
             idempotency_key,

@@ -38,7 +38,7 @@ impl KeySet {
         };
         let answer = KeyAnswer::decode(&signed).map_err(|e| bad(&e))?;
         let document = answer
-            .verify(&signing, crate::unix_now())
+            .verify(&signing, hotline_protocol::time::unix_now())
             .map_err(|e| bad(&e))?;
         Ok(KeySet {
             document,
