@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use hotline_https::{Answer, Transport, TransportError};
 use hotline_store::{Store, StoredRecord};
+use hyper::header::CONTENT_TYPE;
 use hyper::{Method, Uri};
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::watch;
@@ -394,7 +395,7 @@ async fn deliver(
     record: &StoredRecord,
 ) -> Result<Answer, TransportError> {
     let push = hotline_protocol::headers::push(&record.id, record.received_at, record.channel);
-    let mut headers = vec![("content-type", hotline_protocol::MEDIA_TYPE)];
+    let mut headers = vec![(CONTENT_TYPE.as_str(), hotline_protocol::MEDIA_TYPE)];
     headers.extend(push.iter().map(|(k, v)| (*k, v.as_str())));
     transport
         .send(Method::POST, path, &headers, record.envelope.clone())

@@ -1,7 +1,9 @@
 //! The staff endpoints the hotline uses to take reports out: the list, the
 //! dead-letter list and the ack that deletes. All need a staff bearer token.
 
-use hotline_protocol::{AckAnswer, AckRequest, DeadItem, DeadList, Reason, StaffItem, StaffList};
+use hotline_protocol::{
+    AckAnswer, AckRequest, DeadItem, DeadList, Limits, Reason, StaffItem, StaffList,
+};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
@@ -9,11 +11,11 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 
-/// Largest staff ack body.
-const MAX_ACK_BODY: usize = 256 * 1024;
-/// Default and largest page of the staff lists.
+/// Default page of the staff lists.
 const STAFF_PAGE: usize = 100;
-const STAFF_PAGE_MAX: usize = 1000;
+/// Largest page of the staff lists: the most items the staff tool decodes
+/// in one answer.
+const STAFF_PAGE_MAX: usize = Limits::STAFF_LIST.max_array;
 
 /// `GET /v1/staff/reports?after=CURSOR&limit=N`: queued records in order.
 pub async fn list(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
@@ -97,7 +99,7 @@ pub async fn ack(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
         return Err(ApiError::unauthenticated());
     }
     http::require_cbor(req.headers())?;
-    let body = http::read_body(req, MAX_ACK_BODY, app.limits.body_timeout()).await?;
+    let body = http::read_body(req, AckRequest::MAX_LEN, app.limits.body_timeout()).await?;
     let ack = AckRequest::decode(&body)?;
     let ids = ack.record_ids().map_err(|bad| {
         ApiError::new(
@@ -116,5 +118,10 @@ fn page_limit(v: &str) -> Result<usize, ApiError> {
     v.parse::<usize>()
         .ok()
         .filter(|n| (1..=STAFF_PAGE_MAX).contains(n))
-        .ok_or_else(|| ApiError::new(Reason::BadLimit, "limit must be between 1 and 1000"))
+        .ok_or_else(|| {
+            ApiError::new(
+                Reason::BadLimit,
+                format!("limit must be between 1 and {STAFF_PAGE_MAX}"),
+            )
+        })
 }

@@ -321,11 +321,15 @@ impl AckRequest {
         w.into_bytes()
     }
 
+    /// The largest request body: a page of ids with room to spare. The
+    /// gateway refuses a longer body before decoding it.
+    pub const MAX_LEN: usize = 256 * 1024;
+
     /// Decodes the request (at most [`Limits::STAFF_LIST`]`.max_array` ids).
     pub fn decode(input: &[u8]) -> Result<Self, DecodeError> {
         let mut ids = None;
         let limits = Limits {
-            max_input: 256 * 1024,
+            max_input: AckRequest::MAX_LEN,
             ..Limits::STAFF_LIST
         };
         read_map(input, limits, "ack", |r, k| {
