@@ -20,6 +20,27 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+/// Why a connection was closed before it carried a request: counted under
+/// `hotline_rejections_total` beside the protocol's reasons, but never sent
+/// to a client, so not a [`Reason`] and not in SPEC.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionRejection {
+    /// The TLS handshake failed.
+    TlsHandshake,
+    /// The TLS handshake did not finish in time.
+    TlsHandshakeTimeout,
+}
+
+impl ConnectionRejection {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionRejection::TlsHandshake => "tls_handshake",
+            ConnectionRejection::TlsHandshakeTimeout => "tls_handshake_timeout",
+        }
+    }
+}
+
 /// Every metric the gateway exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -144,10 +165,15 @@ impl Metrics {
         self.rejection(reason.as_str());
     }
 
-    /// Counts one rejection by label: for connections refused before any
-    /// request (`tls_handshake`, `tls_handshake_timeout`), which have no
-    /// error body and so no [`Reason`]. Everything else goes through
-    /// [`Metrics::rejected`].
+    /// Counts one connection refused before any request, which has no
+    /// error body and so no [`Reason`].
+    pub fn connection_rejected(&self, why: ConnectionRejection) {
+        self.rejection(why.as_str());
+    }
+
+    /// Counts one rejection by its label. Prefer [`Metrics::rejected`] and
+    /// [`Metrics::connection_rejected`], whose labels cannot be misspelt;
+    /// this stays for callers that still pass a label.
     pub fn rejection(&self, reason: &'static str) {
         self.rejections
             .get_or_create(&ReasonLabels { reason })
@@ -209,5 +235,24 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_labelled_by_reason_name() {
+        let m = Metrics::new();
+        m.rejected(Reason::RateLimited);
+        m.rejected(Reason::RateLimited);
+        m.connection_rejected(ConnectionRejection::TlsHandshakeTimeout);
+        let text = m.render(0, 0);
+        assert!(
+            text.contains("hotline_rejections_total{reason=\"rate_limited\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("hotline_rejections_total{reason=\"tls_handshake_timeout\"} 1"));
     }
 }
