@@ -55,6 +55,9 @@ pub struct PullSummary {
 /// backend refused it.
 type PageItem = (StaffItem, Option<String>);
 
+/// The largest page the gateway serves: as many items as a staff list may hold.
+const MAX_PAGE: usize = hotline_protocol::cbor::Limits::STAFF_LIST.max_array;
+
 /// Runs one pull to the end of the queue (or, with `dead`, of dead-letter).
 /// Progress goes to stdout, one line per record (`stored ID`, `duplicate
 /// ID`), and problems to stderr.
@@ -62,7 +65,7 @@ pub async fn pull(opts: &PullOptions) -> Result<PullSummary, StaffError> {
     let transport = Transport::new(&opts.url, opts.ca.as_deref())?.timeout(Duration::from_secs(60));
     let archive = Archive::open(&opts.out)?;
     let auth = format!("Bearer {}", opts.token.trim());
-    let page = opts.page.clamp(1, 1000);
+    let page = opts.page.clamp(1, MAX_PAGE);
     let mut summary = PullSummary::default();
     let mut after = 0u64;
     // Dead records that did not open: they stay listed (by id, no cursor),
@@ -70,7 +73,7 @@ pub async fn pull(opts: &PullOptions) -> Result<PullSummary, StaffError> {
     let mut stuck: HashSet<RecordId> = HashSet::new();
     loop {
         let limit = if opts.dead {
-            (page + stuck.len()).min(1000)
+            (page + stuck.len()).min(MAX_PAGE)
         } else {
             page
         };
