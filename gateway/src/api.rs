@@ -468,7 +468,7 @@ pub async fn read_body(
         return Err(too_large());
     }
     let collect = Limited::new(req.into_body(), max).collect();
-    match tokio::time::timeout(limits.body_timeout(), collect).await {
+    match tokio::time::timeout(limits.body_timeout, collect).await {
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",

@@ -1,8 +1,10 @@
 //! The hotline report gateway: TLS intake of sealed reports into a durable,
 //! encrypted queue, and the API the hotline uses to take them out.
 //!
-//! The binary in `main.rs` is a thin shell over [`run`], [`setup::install`]
-//! and [`config::Config`], so tests and tools can drive the same code.
+//! The binary in `main.rs` is a thin shell over [`run`] (or [`Gateway::bind`]
+//! then [`Gateway::serve`]), [`setup::install`] and [`config::Config`], so
+//! tests and tools drive the same code in-process: bind `127.0.0.1:0`, learn
+//! the port, serve until a future of their choosing completes.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -57,4 +59,4 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-pub use server::run;
+pub use server::{run, Gateway};
