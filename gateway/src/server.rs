@@ -335,7 +335,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = app.limits.clone();
+    // Tells `until_stopped` that the first request has been read.
+    let (seen_tx, seen) = watch::channel(false);
     let service = service_fn(move |req| {
+        seen_tx.send_replace(true);
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer).await) }
     });
@@ -348,7 +351,7 @@ where
             .keep_alive_interval(Some(limits.header_timeout))
             .keep_alive_timeout(limits.header_timeout);
         let mut conn = Box::pin(builder.serve_connection(io, service));
-        until_stopped(conn.as_mut(), stop)
+        until_stopped(conn.as_mut(), stop, seen)
             .await
             .map_err(|e| e.to_string())
     } else {
@@ -362,7 +365,9 @@ where
             .max_buf_size(limits.max_header_bytes.max(8192))
             .keep_alive(true);
         let conn = pin!(builder.serve_connection(io, service));
-        until_stopped(conn, stop).await.map_err(|e| e.to_string())
+        until_stopped(conn, stop, seen)
+            .await
+            .map_err(|e| e.to_string())
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
@@ -373,13 +378,27 @@ where
 /// asks it to finish the request it is on and close: HTTP/1.1 answers that
 /// request with `connection: close` (an idle kept-alive connection closes at
 /// once), HTTP/2 sends GOAWAY and finishes its open streams.
-async fn until_stopped<C>(mut conn: Pin<&mut C>, mut stop: watch::Receiver<bool>) -> C::Output
+///
+/// A connection that has not yet sent its first request is asked only once
+/// that request is read (or the connection ends, at the latest when the
+/// header timeout closes it): hyper closes a connection that has read
+/// nothing at once, and a client that sent its request just after its
+/// handshake would lose it.
+async fn until_stopped<C>(
+    mut conn: Pin<&mut C>,
+    mut stop: watch::Receiver<bool>,
+    mut seen: watch::Receiver<bool>,
+) -> C::Output
 where
     C: GracefulConnection,
 {
     tokio::select! {
         result = conn.as_mut() => return result,
         _ = stop.wait_for(|s| *s) => {}
+    }
+    tokio::select! {
+        result = conn.as_mut() => return result,
+        _ = seen.wait_for(|s| *s) => {}
     }
     conn.as_mut().graceful_shutdown();
     conn.await
