@@ -403,3 +403,30 @@ where
     conn.as_mut().graceful_shutdown();
     conn.await
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn binds_port_zero_serves_and_stops_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let installed = crate::setup::install(dir.path(), false).unwrap();
+        let mut config = Config::load(&installed.config).unwrap();
+        config.listen.tls = SocketAddr::from(([127, 0, 0, 1], 0));
+        let gateway = Gateway::bind(config).await.unwrap();
+        let addr = gateway.tls_addr();
+        assert_ne!(addr.port(), 0, "the real port is known before serving");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(gateway.serve(async {
+            let _ = stopped.await;
+        }));
+        // It accepts while serving...
+        assert!(TcpStream::connect(addr).await.is_ok());
+        stop.send(()).unwrap();
+        served.await.unwrap().unwrap();
+        // ...and not once it has returned.
+        assert!(TcpStream::connect(addr).await.is_err());
+    }
+}
