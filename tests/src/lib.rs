@@ -66,6 +66,22 @@ pub fn bin(name: &str) -> PathBuf {
         // features `cargo test` gave them: nothing is rebuilt back and forth.
         cmd.current_dir(workspace())
             .args(["build", "--quiet", "-p", package, "-p", "hotline-e2e"]);
+        // What cargo set for this test process is not the build's: ring's
+        // build script watches CARGO_MANIFEST_DIR, and a changed value
+        // rebuilds ring and everything above it, here and in the next
+        // `cargo test`.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key == "CARGO_MANIFEST_DIR"
+                || key == "CARGO_MANIFEST_PATH"
+                || key == "CARGO_CRATE_NAME"
+                || key == "CARGO_PRIMARY_PACKAGE"
+                || key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_EXE_")
+            {
+                cmd.env_remove(key.as_ref());
+            }
+        }
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
