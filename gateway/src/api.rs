@@ -55,7 +55,7 @@ pub async fn submit(app: &App, req: Request<Incoming>, peer: Peer) -> Result<Res
             .get(hotline_protocol::headers::CHANNEL)
             .map(HeaderValue::as_bytes),
     );
-    let body = http::read_body(req, app.limits.max_body_bytes, app.limits.body_timeout()).await?;
+    let body = http::read_body(req, app.limits.max_body_bytes, app.limits.body_timeout).await?;
     let envelope = Envelope::decode(&body)?;
     if envelope.kid != app.keys.document.kid() {
         return Err(ApiError::new(

@@ -33,7 +33,7 @@ use std::time::Duration;
 use hotline_https::{Answer, Transport, TransportError};
 use hotline_store::{Store, StoredRecord};
 use hyper::header::CONTENT_TYPE;
-use hyper::{Method, Uri};
+use hyper::Method;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -150,38 +150,23 @@ impl Forwarder {
         store: Arc<Store>,
         metrics: Arc<Metrics>,
     ) -> Result<Forwarder, GatewayError> {
-        let bad = |why: &str| {
-            GatewayError::Config(crate::config::ConfigError::Invalid(vec![format!(
-                "forward.backend_url {:?}: {why}",
-                config.backend_url
-            )]))
-        };
-        let uri: Uri = config.backend_url.parse().map_err(|_| bad("not a URL"))?;
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-            return Err(bad("needs a scheme and a host"));
-        };
-        let path = uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "/".to_owned());
         let client = match (&config.client_cert, &config.client_key) {
             (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
             _ => None,
         };
         let transport = Transport::with_client_cert(
-            &format!("{scheme}://{authority}"),
+            config.backend_url.origin(),
             config.ca_file.as_deref(),
             client,
         )
         .map_err(|e| GatewayError::Tls(format!("forward: {e}")))?
-        .timeout(Duration::from_secs(config.timeout_secs.max(1)));
+        .timeout(config.timeout);
         Ok(Forwarder {
             transport,
-            path,
-            concurrency: config.concurrency.clamp(1, 64),
-            initial_backoff: Duration::from_millis(config.initial_backoff_ms.max(1)),
-            max_backoff: Duration::from_secs(config.max_backoff_secs.max(1)),
+            path: config.backend_url.path().to_owned(),
+            concurrency: config.concurrency,
+            initial_backoff: config.initial_backoff,
+            max_backoff: config.max_backoff,
             store,
             metrics,
             rng: SystemRandom::new(),

@@ -171,10 +171,9 @@ impl Metrics {
         self.rejection(why.as_str());
     }
 
-    /// Counts one rejection by its label. Prefer [`Metrics::rejected`] and
-    /// [`Metrics::connection_rejected`], whose labels cannot be misspelt;
-    /// this stays for callers that still pass a label.
-    pub fn rejection(&self, reason: &'static str) {
+    /// Counts one rejection by its label; the labels come only from
+    /// [`Metrics::rejected`] and [`Metrics::connection_rejected`].
+    fn rejection(&self, reason: &'static str) {
         self.rejections
             .get_or_create(&ReasonLabels { reason })
             .inc();

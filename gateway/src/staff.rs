@@ -99,7 +99,7 @@ pub async fn ack(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
         return Err(ApiError::unauthenticated());
     }
     http::require_cbor(req.headers())?;
-    let body = http::read_body(req, AckRequest::MAX_LEN, app.limits.body_timeout()).await?;
+    let body = http::read_body(req, AckRequest::MAX_LEN, app.limits.body_timeout).await?;
     let ack = AckRequest::decode(&body)?;
     let ids = ack.record_ids().map_err(|bad| {
         ApiError::new(

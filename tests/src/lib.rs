@@ -1,6 +1,17 @@
-//! Shared harness for the end-to-end tests: build the binaries once, start a
-//! real gateway process on 127.0.0.1 with a fresh install, talk to it over
-//! real TLS, and read its logs and data directory afterwards.
+//! Shared harness for the end-to-end tests: make a fresh install, start the
+//! gateway on 127.0.0.1 (inside the test process, or as a real process when
+//! the test needs one: SIGKILL, SIGTERM, logs, memory), talk to it over real
+//! TLS, and read its data directory afterwards.
+//!
+//! ```no_run
+//! # use hotline_e2e::*;
+//! let mut gw = Gateway::install(|c| c.limits.max_headers = 8).in_process();
+//! gw.start();
+//! runtime().block_on(async {
+//!     let answer = submit(&gw.transport(), seal(&gw, &sample_report("x")), None).await;
+//!     assert_eq!(answer.status, 201);
+//! });
+//! ```
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use hotline_gateway::config::{BackendUrl, Config, Engine, ForwardConfig};
 use hotline_https::{Answer, Transport};
 use hotline_protocol::{
     Aead, Category, HpkeSecretKey, KeyDocument, Report, StaffList, VerifyingKey,
@@ -59,10 +71,29 @@ pub fn bin(name: &str) -> PathBuf {
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !built.iter().any(|b| b == package) {
         let mut cmd = Command::new(env!("CARGO"));
+        // With this crate in the same build, shared dependencies keep the
+        // features `cargo test` gave them: nothing is rebuilt back and forth.
         cmd.current_dir(workspace())
-            .args(["build", "--quiet", "-p", package]);
-        if cfg!(feature = "sled") && package == "hotline-gateway" {
-            cmd.args(["--features", "hotline-gateway/sled"]);
+            .args(["build", "--quiet", "-p", package, "-p", "hotline-e2e"]);
+        // What cargo set for this test process is not the build's: ring's
+        // build script watches CARGO_MANIFEST_DIR, and a changed value
+        // rebuilds ring and everything above it, here and in the next
+        // `cargo test`.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key == "CARGO_MANIFEST_DIR"
+                || key == "CARGO_MANIFEST_PATH"
+                || key == "CARGO_CRATE_NAME"
+                || key == "CARGO_PRIMARY_PACKAGE"
+                || key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_EXE_")
+            {
+                cmd.env_remove(key.as_ref());
+            }
+        }
+        // The same features as this test build, so the binaries match it.
+        if cfg!(feature = "sled") {
+            cmd.args(["--features", "hotline-e2e/sled"]);
         }
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
@@ -74,46 +105,88 @@ pub fn bin(name: &str) -> PathBuf {
     bin_dir().join(name)
 }
 
-/// A gateway install in a temporary directory, and its process when running.
+/// Returns `text` with `from` replaced by `to`; panics when `from` is absent,
+/// so a test never runs against a config it did not mean to write.
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} is not in:\n{text}");
+    text.replace(from, to)
+}
+
+/// The storage engine called `name` ("redb" or "sled").
+pub fn engine_named(name: &str) -> Engine {
+    match name {
+        "redb" => Engine::Redb,
+        "sled" => Engine::Sled,
+        other => panic!("unknown engine {other}"),
+    }
+}
+
+/// How a [`Gateway`] runs.
+#[derive(Debug)]
+enum Mode {
+    /// A `hotline-gateway run` process: for what only a process shows
+    /// (SIGKILL, SIGTERM, logs, memory).
+    Process(Option<Child>),
+    /// The library inside this test process, on its own thread and runtime,
+    /// stopped through a oneshot channel: fast, for API behaviour.
+    InProcess(Option<Served>),
+}
+
+/// A gateway served inside the test process.
+#[derive(Debug)]
+struct Served {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Result<(), String>>,
+}
+
+/// A gateway install in a temporary directory, and the gateway when running.
 #[derive(Debug)]
 pub struct Gateway {
     /// The install (config, keys, store).
     pub dir: tempfile::TempDir,
-    /// The running process.
-    pub child: Option<Child>,
-    /// Where it listens (TLS).
+    /// Its configuration; written to `config.toml` before each process start.
+    pub config: Config,
+    /// Where it listens (TLS), once started.
     pub addr: Option<SocketAddr>,
-    /// Everything it logged, across restarts.
+    /// Everything a process logged, across restarts.
     pub log: Arc<Mutex<String>>,
+    mode: Mode,
 }
 
 impl Gateway {
-    /// Makes a fresh install with `init`, then applies `edit` to its config text.
-    pub fn install(edit: impl FnOnce(String) -> String) -> Gateway {
+    /// A fresh install (the library's `setup::install`, as `init` does),
+    /// listening on 127.0.0.1 with a port picked at the first start, with
+    /// `edit` applied to its typed config. Runs as a process; see
+    /// [`Gateway::in_process`].
+    pub fn install(edit: impl FnOnce(&mut Config)) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
-        let status = Command::new(bin("hotline-gateway"))
-            .args(["init", "--dir"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .status()
-            .expect("run init");
-        assert!(status.success(), "hotline-gateway init failed");
-        let config = dir.path().join("config.toml");
-        let text = std::fs::read_to_string(&config).unwrap();
-        let text = text.replace("tls = \"127.0.0.1:8443\"", "tls = \"127.0.0.1:0\"");
-        std::fs::write(&config, edit(text)).unwrap();
+        let installed = hotline_gateway::setup::install(dir.path(), false).expect("install");
+        let mut config = Config::load(&installed.config).expect("the installed config loads");
+        config.listen.tls = SocketAddr::from(([127, 0, 0, 1], 0));
+        edit(&mut config);
         Gateway {
             dir,
-            child: None,
+            config,
             addr: None,
             log: Arc::new(Mutex::new(String::new())),
+            mode: Mode::Process(None),
         }
     }
 
     /// An install with default settings and the given engine ("redb" or "sled").
     pub fn with_engine(engine: &str) -> Gateway {
-        let engine = engine.to_owned();
-        Gateway::install(move |t| t.replace("engine = \"redb\"", &format!("engine = \"{engine}\"")))
+        let engine = engine_named(engine);
+        Gateway::install(|c| c.store.engine = engine)
+    }
+
+    /// Serves this install inside the test process instead of as a process.
+    pub fn in_process(mut self) -> Gateway {
+        assert!(
+            self.addr.is_none(),
+            "choose the mode before the first start"
+        );
+        self.mode = Mode::InProcess(None);
+        self
     }
 
     /// Path of a file in the install.
@@ -121,12 +194,54 @@ impl Gateway {
         self.dir.path().join(rel)
     }
 
-    /// Starts the process and waits until it listens. After the first start
-    /// the port is written into the config, so restarts keep it.
+    /// Starts the gateway and waits until it listens. The port picked at the
+    /// first start is kept in the config, so restarts keep it.
     pub fn start(&mut self) {
+        let addr = match self.mode {
+            Mode::Process(_) => self.start_process(),
+            Mode::InProcess(_) => self.start_in_process(),
+        };
+        self.config.listen.tls = addr;
+        self.addr = Some(addr);
+    }
+
+    fn start_in_process(&mut self) -> SocketAddr {
+        let config = self.config.clone();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let gateway = match hotline_gateway::Gateway::bind(config).await {
+                    Ok(g) => g,
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(e.to_string()));
+                        return Err(e.to_string());
+                    }
+                };
+                let _ = addr_tx.send(Ok(gateway.tls_addr()));
+                // A dropped sender stops it too.
+                gateway
+                    .serve(async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        });
+        let addr = addr_rx
+            .recv()
+            .expect("the gateway thread answers")
+            .unwrap_or_else(|e| panic!("the gateway did not start: {e}"));
+        self.mode = Mode::InProcess(Some(Served { stop, thread }));
+        addr
+    }
+
+    fn start_process(&mut self) -> SocketAddr {
+        let config_file = self.path("config.toml");
+        std::fs::write(&config_file, toml::to_string(&self.config).unwrap()).unwrap();
         let mut child = Command::new(bin("hotline-gateway"))
             .args(["run", "--config"])
-            .arg(self.path("config.toml"))
+            .arg(&config_file)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -166,30 +281,48 @@ impl Gateway {
                     self.log.lock().unwrap()
                 )
             });
-        if self.addr.is_none() {
-            let config = self.path("config.toml");
-            let text = std::fs::read_to_string(&config).unwrap();
-            std::fs::write(
-                &config,
-                text.replace("tls = \"127.0.0.1:0\"", &format!("tls = \"{addr}\"")),
-            )
-            .unwrap();
-        }
-        self.addr = Some(addr);
-        self.child = Some(child);
+        self.mode = Mode::Process(Some(child));
+        addr
     }
 
-    /// Kills the process with SIGKILL, as a power cut would.
+    /// Kills a process with SIGKILL, as a power cut would. An in-process
+    /// gateway cannot be killed: it is stopped.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        match &mut self.mode {
+            Mode::Process(child) => {
+                if let Some(mut c) = child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+            Mode::InProcess(served) => {
+                if let Some(s) = served.take() {
+                    let _ = s.stop.send(());
+                    let _ = s.thread.join();
+                }
+            }
         }
     }
 
-    /// Stops the process with SIGTERM and returns its exit status.
+    /// Stops the gateway (a process with SIGTERM) and returns its exit
+    /// status; an in-process gateway's is 0 when `serve` returned `Ok`.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().expect("running");
+        use std::os::unix::process::ExitStatusExt;
+        let mut c = match &mut self.mode {
+            Mode::Process(child) => child.take().expect("running"),
+            Mode::InProcess(served) => {
+                let s = served.take().expect("running");
+                let _ = s.stop.send(());
+                return match s.thread.join() {
+                    Ok(Ok(())) => std::process::ExitStatus::from_raw(0),
+                    Ok(Err(e)) => {
+                        eprintln!("the gateway stopped with an error: {e}");
+                        std::process::ExitStatus::from_raw(1 << 8)
+                    }
+                    Err(_) => panic!("the gateway thread panicked"),
+                };
+            }
+        };
         let _ = Command::new("kill")
             .args(["-TERM", &c.id().to_string()])
             .status();
@@ -208,7 +341,11 @@ impl Gateway {
 
     /// The process id, while running.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+        match &self.mode {
+            Mode::Process(Some(c)) => c.id(),
+            Mode::Process(None) => panic!("not running"),
+            Mode::InProcess(_) => panic!("an in-process gateway has no process id"),
+        }
     }
 
     /// Resident memory of the process in KiB.
@@ -250,8 +387,12 @@ impl Gateway {
         KeyDocument::verify(&signed, &pinned, hotline_protocol_now()).unwrap()
     }
 
-    /// Everything logged so far.
+    /// Everything the process logged so far.
     pub fn log_text(&self) -> String {
+        assert!(
+            matches!(self.mode, Mode::Process(_)),
+            "an in-process gateway's logs are not captured: run it as a process"
+        );
         self.log.lock().unwrap().clone()
     }
 }
@@ -408,23 +549,21 @@ pub fn free_port() -> u16 {
 
 /// Raises the per-client limits so one test client may send hundreds of
 /// reports and receipt checks from 127.0.0.1.
-pub fn open_limits(config: String) -> String {
-    config
-        .replace(
-            "per_client_per_minute = 30",
-            "per_client_per_minute = 1000000",
-        )
-        .replace("per_client_burst = 20", "per_client_burst = 100000")
+pub fn open_limits(config: &mut Config) {
+    config.limits.per_client_per_minute = 1_000_000;
+    config.limits.per_client_burst = 100_000;
 }
 
 /// A `[forward]` section pointing at a receiver, with small backoff for tests.
-pub fn forward_section(receiver: &Receiver) -> String {
-    format!(
-        "\n[forward]\nbackend_url = \"{}/reports\"\nca_file = \"{}\"\nconcurrency = 4\n\
-         initial_backoff_ms = 50\nmax_backoff_secs = 1\ntimeout_secs = 10\n",
-        receiver.url(),
-        receiver.cert.display()
-    )
+pub fn forward_section(receiver: &Receiver) -> ForwardConfig {
+    let url: BackendUrl = format!("{}/reports", receiver.url()).parse().unwrap();
+    let mut forward = ForwardConfig::new(url);
+    forward.ca_file = Some(receiver.cert.clone());
+    forward.concurrency = 4;
+    forward.initial_backoff = Duration::from_millis(50);
+    forward.max_backoff = Duration::from_secs(1);
+    forward.timeout = Duration::from_secs(10);
+    forward
 }
 
 /// A `hotline-staff receive` process: the hotline's backend in push mode.

@@ -15,13 +15,9 @@ const KILLS: usize = 10;
 const LOADERS: usize = 8;
 
 fn crash_and_recover(engine: &str) {
-    let mut gw = Gateway::install(|t| {
-        t.replace("engine = \"redb\"", &format!("engine = \"{engine}\""))
-            .replace(
-                "per_client_per_minute = 30",
-                "per_client_per_minute = 1000000",
-            )
-            .replace("per_client_burst = 20", "per_client_burst = 100000")
+    let mut gw = Gateway::install(|c| {
+        c.store.engine = engine_named(engine);
+        open_limits(c);
     });
     gw.start();
     let rt = runtime();

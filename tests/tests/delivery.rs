@@ -40,22 +40,20 @@ fn assert_exactly_once(stored: &[String], files: &[String], expected: &[String])
     }
 }
 
-fn push_gateway(engine: &str, edit: impl FnOnce(String) -> String) -> (Gateway, Receiver) {
-    // The receiver needs the gateway's hotline key, and the gateway the
-    // receiver's port: make the install first, then write the section.
-    let mut gw = Gateway::with_engine(engine);
+/// Adds push delivery to `gw` (open limits, a `[forward]` section for a new
+/// receiver) and starts it. The receiver needs the gateway's hotline key, and
+/// the gateway the receiver's port: the install comes first.
+fn push_gateway(mut gw: Gateway) -> (Gateway, Receiver) {
     let receiver = Receiver::new(&gw);
-    let config = gw.path("config.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = format!("{}{}", edit(open_limits(text)), forward_section(&receiver));
-    std::fs::write(&config, text).unwrap();
+    open_limits(&mut gw.config);
+    gw.config.forward = Some(forward_section(&receiver));
     gw.start();
     (gw, receiver)
 }
 
 #[test]
 fn backend_down_then_up_gets_all_500_exactly_once_and_the_queue_drains() {
-    let (mut gw, mut receiver) = push_gateway("redb", |t| t);
+    let (mut gw, mut receiver) = push_gateway(Gateway::with_engine("redb").in_process());
     let rt = runtime();
     let ids: Vec<String> = rt.block_on(async {
         let t = gw.transport();
@@ -98,7 +96,7 @@ fn backend_down_then_up_gets_all_500_exactly_once_and_the_queue_drains() {
 
 #[test]
 fn a_flapping_backend_loses_nothing_and_writes_nothing_twice() {
-    let (mut gw, mut receiver) = push_gateway("redb", |t| t);
+    let (mut gw, mut receiver) = push_gateway(Gateway::with_engine("redb").in_process());
     receiver.start();
     let rt = runtime();
     // Kill (SIGKILL) and restart the backend several times while reports
@@ -137,7 +135,7 @@ fn a_flapping_backend_loses_nothing_and_writes_nothing_twice() {
 
 #[test]
 fn two_staff_machines_pulling_at_once_keep_each_report_once() {
-    let mut gw = Gateway::install(open_limits);
+    let mut gw = Gateway::install(open_limits).in_process();
     gw.start();
     let rt = runtime();
     let out = tempfile::tempdir().unwrap();
@@ -215,7 +213,7 @@ fn two_staff_machines_pulling_at_once_keep_each_report_once() {
 
 #[test]
 fn a_permanent_refusal_goes_to_dead_letter_and_stays_there_across_restarts() {
-    let (mut gw, mut receiver) = push_gateway("redb", |t| t);
+    let (mut gw, mut receiver) = push_gateway(Gateway::with_engine("redb").in_process());
     receiver.start();
     let rt = runtime();
     let token = gw.staff_token();
@@ -283,7 +281,7 @@ fn a_permanent_refusal_goes_to_dead_letter_and_stays_there_across_restarts() {
 /// running total of acks and could loop forever).
 #[test]
 fn pull_dead_takes_dead_letters_out_and_terminates() {
-    let (mut gw, mut receiver) = push_gateway("redb", |t| t);
+    let (mut gw, mut receiver) = push_gateway(Gateway::with_engine("redb").in_process());
     // A backend holding another hotline key answers 422 `undecryptable` to
     // every delivery: the gateway dead-letters them all.
     let wrong =
@@ -387,17 +385,16 @@ fn crypto_shredding(engine: &str) {
         _ => hotline_store::EngineKind::Redb,
     };
     // Small epochs and retention so the test sees keys destroyed.
-    let (mut gw, mut receiver) = push_gateway(engine, |t| {
-        let t = t
-            .replace("epoch_secs = 86400", "epoch_secs = 2")
-            .replace("retention_secs = 86400", "retention_secs = 2")
-            .replace("shred_interval_secs = 3600", "shred_interval_secs = 1");
-        assert!(
-            t.contains("epoch_secs = 2"),
-            "template lacks store.epoch_secs"
-        );
-        t
-    });
+    // A process: the test reads its log.
+    let (mut gw, mut receiver) = push_gateway(Gateway::install(|c| {
+        c.store.engine = match engine {
+            "sled" => Engine::Sled,
+            _ => Engine::Redb,
+        };
+        c.store.epoch_secs = 2;
+        c.store.retention_secs = 2;
+        c.store.shred_interval = Duration::from_secs(1);
+    }));
     let rt = runtime();
     let ids: Vec<String> = rt.block_on(async {
         let submitted = submit_many(&gw, 20, 4).await;
@@ -512,7 +509,7 @@ async fn receipt_raw(t: &hotline_https::Transport, code: &str) -> (u16, Vec<u8>)
 
 #[test]
 fn a_receipt_moves_from_queued_to_delivered_and_bad_codes_look_unknown() {
-    let (mut gw, mut receiver) = push_gateway("redb", |t| t);
+    let (mut gw, mut receiver) = push_gateway(Gateway::with_engine("redb").in_process());
     let rt = runtime();
     rt.block_on(async {
         let t = gw.transport();

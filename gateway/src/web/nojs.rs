@@ -79,7 +79,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
         );
         return error_page(app, page_lang, &e, "msg_rejected");
     }
-    let body = match http::read_body(req, form_body_limit(app), app.limits.body_timeout()).await {
+    let body = match http::read_body(req, form_body_limit(app), app.limits.body_timeout).await {
         Ok(body) => body,
         Err(e) => return error_page(app, page_lang, &e, msg_for(&e)),
     };
