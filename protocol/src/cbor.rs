@@ -11,8 +11,6 @@
 use minicbor::data::Type;
 use minicbor::Decoder;
 
-use crate::reason::Reason;
-
 /// Hard limits for one decode. Defaults fit protocol v1 messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -104,30 +102,6 @@ pub enum DecodeError {
     UnsupportedVersion(u64),
     #[error("unsupported HPKE suite {0:?}; v1 allows [32, 1, 3] and [32, 1, 1]")]
     UnsupportedSuite([u64; 3]),
-}
-
-impl DecodeError {
-    /// The error body's reason for this failure (its status follows from
-    /// it: 413 for the input limit, 422 for another version or suite, else 400).
-    pub fn code(&self) -> Reason {
-        match self {
-            DecodeError::InputTooLarge { .. } => Reason::CborInputTooLarge,
-            DecodeError::TooDeep { .. } => Reason::CborTooDeep,
-            DecodeError::StringTooLong { .. } => Reason::CborStringTooLong,
-            DecodeError::ArrayTooLong { .. } => Reason::CborArrayTooLong,
-            DecodeError::MapTooLong { .. } => Reason::CborMapTooLong,
-            DecodeError::IndefiniteLength => Reason::CborIndefiniteLength,
-            DecodeError::Truncated => Reason::CborTruncated,
-            DecodeError::TrailingBytes(_) => Reason::CborTrailingBytes,
-            DecodeError::Malformed(_) => Reason::CborMalformed,
-            DecodeError::WrongType { .. } => Reason::WrongType,
-            DecodeError::MissingField(_) => Reason::MissingField,
-            DecodeError::DuplicateField(_) => Reason::DuplicateField,
-            DecodeError::InvalidValue { .. } => Reason::InvalidValue,
-            DecodeError::UnsupportedVersion(_) => Reason::UnsupportedVersion,
-            DecodeError::UnsupportedSuite(_) => Reason::UnsupportedSuite,
-        }
-    }
 }
 
 impl From<minicbor::decode::Error> for DecodeError {

@@ -13,8 +13,7 @@ use ring::rand::SecureRandom;
 use crate::cbor::{head_len, DecodeError, Limits, Reader, Writer};
 use crate::keys::{HpkePublicKey, HpkeSecretKey, Kem, KeyError, Kid};
 
-/// The protocol version this crate speaks.
-pub const VERSION: u64 = 1;
+pub use crate::VERSION;
 /// HPKE KEM id of v1: DHKEM(X25519, HKDF-SHA256).
 pub const KEM_ID: u64 = 0x0020;
 /// HPKE KDF id of v1: HKDF-SHA256.

@@ -8,6 +8,9 @@
 //! reasons, headers) and the one calendar they share.
 #![forbid(unsafe_code)]
 
+/// The protocol version this crate speaks.
+pub const VERSION: u64 = 1;
+
 pub mod cbor;
 pub mod envelope;
 pub mod keydoc;

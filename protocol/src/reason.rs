@@ -142,6 +142,30 @@ impl fmt::Display for Reason {
     }
 }
 
+impl DecodeError {
+    /// The error body's reason for this failure (its status follows from
+    /// it: 413 for the input limit, 422 for another version or suite, else 400).
+    pub fn code(&self) -> Reason {
+        match self {
+            DecodeError::InputTooLarge { .. } => Reason::CborInputTooLarge,
+            DecodeError::TooDeep { .. } => Reason::CborTooDeep,
+            DecodeError::StringTooLong { .. } => Reason::CborStringTooLong,
+            DecodeError::ArrayTooLong { .. } => Reason::CborArrayTooLong,
+            DecodeError::MapTooLong { .. } => Reason::CborMapTooLong,
+            DecodeError::IndefiniteLength => Reason::CborIndefiniteLength,
+            DecodeError::Truncated => Reason::CborTruncated,
+            DecodeError::TrailingBytes(_) => Reason::CborTrailingBytes,
+            DecodeError::Malformed(_) => Reason::CborMalformed,
+            DecodeError::WrongType { .. } => Reason::WrongType,
+            DecodeError::MissingField(_) => Reason::MissingField,
+            DecodeError::DuplicateField(_) => Reason::DuplicateField,
+            DecodeError::InvalidValue { .. } => Reason::InvalidValue,
+            DecodeError::UnsupportedVersion(_) => Reason::UnsupportedVersion,
+            DecodeError::UnsupportedSuite(_) => Reason::UnsupportedSuite,
+        }
+    }
+}
+
 impl FromStr for Reason {
     type Err = DecodeError;
 

@@ -7,7 +7,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use crate::cbor::{head_len, DecodeError, Limits, Reader, Writer};
-use crate::envelope::VERSION;
+use crate::VERSION;
 
 /// What kind of abuse the report is about, after the Luxembourg Terminology
 /// Guidelines (2016).
