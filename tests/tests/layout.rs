@@ -3,6 +3,7 @@
 //! crate no two modules use each other (directly or round a longer circle).
 //! A module may use its ancestors (the parent declares it) and the crate
 //! root; every other `crate::` and `super::` path is an edge of the graph.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
