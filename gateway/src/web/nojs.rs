@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use hotline_protocol::{Category, Channel, Reason, Report, SealError, MAX_URLS};
 use hyper::body::Incoming;
-use hyper::header::ACCEPT_LANGUAGE;
-use hyper::Request;
+use hyper::header::{HeaderName, ACCEPT_LANGUAGE, HOST, ORIGIN};
+use hyper::{HeaderMap, Request, Uri};
 
 use super::i18n::default_lang;
 use super::lang::{find_lang, lang_from_accept};
@@ -69,6 +69,13 @@ fn form_body_limit(app: &App) -> usize {
 pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp {
     let accept_lang = http::header(req.headers(), ACCEPT_LANGUAGE).and_then(lang_from_accept);
     let page_lang = accept_lang.unwrap_or_else(default_lang);
+    if is_foreign_post(req.headers(), req.uri()) {
+        let e = ApiError::new(
+            Reason::CrossSite,
+            "the form was posted from another site; open the form on this site",
+        );
+        return error_page(app, page_lang, &e, "msg_cross_site");
+    }
     if let Err(e) = app.check_rate(peer) {
         return error_page(app, page_lang, &e, "msg_busy");
     }
@@ -124,6 +131,64 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
         Ok(answer) => sent_page(app, page_lang, &answer.receipt),
         Err(e) => error_page(app, page_lang, &e, msg_for(&e)),
     }
+}
+
+/// `Sec-Fetch-Site`, sent by every current browser.
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+
+/// Whether a form post comes from a page that is not the gateway's own, so
+/// that another site cannot make a visitor's browser file a report (or
+/// flood the queue from many visitors). Foreign is: `Sec-Fetch-Site`
+/// `cross-site`, or `same-site` (a sibling subdomain is another site to
+/// us: we never serve the form from one); an `Origin` that is `null` or
+/// whose host and port are not the request's own (`Host`, or the HTTP/2
+/// `:authority`). The scheme is not compared: behind a proxy the gateway
+/// does not know the public one. A browser that sends neither header (old
+/// ones, some privacy modes) is let through, as is `same-origin` or `none`.
+fn is_foreign_post(headers: &HeaderMap, uri: &Uri) -> bool {
+    let site = http::header(headers, SEC_FETCH_SITE).map(str::trim);
+    if site.is_some_and(|s| {
+        s.eq_ignore_ascii_case("cross-site") || s.eq_ignore_ascii_case("same-site")
+    }) {
+        return true;
+    }
+    let Some(origin) = headers.get(ORIGIN) else {
+        return false;
+    };
+    let own = http::header(headers, HOST).or_else(|| uri.authority().map(|a| a.as_str()));
+    match (origin.to_str().ok().and_then(origin_authority), own) {
+        (Some((authority, default_port)), Some(own)) => {
+            strip_port(&authority, default_port)
+                != strip_port(&own.to_ascii_lowercase(), default_port)
+        }
+        // `null`, something that is not an origin, or no Host to compare.
+        _ => true,
+    }
+}
+
+/// The lower-cased `host[:port]` of a serialized origin and the default port
+/// of its scheme; `None` for `null` or anything that is not
+/// `http(s)://authority`.
+fn origin_authority(origin: &str) -> Option<(String, &'static str)> {
+    let origin = origin.trim().to_ascii_lowercase();
+    let (rest, default_port) = if let Some(rest) = origin.strip_prefix("https://") {
+        (rest, ":443")
+    } else if let Some(rest) = origin.strip_prefix("http://") {
+        (rest, ":80")
+    } else {
+        return None;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    Some((rest.to_owned(), default_port))
+}
+
+/// `authority` without the scheme's default port, so `example.org:443`
+/// and `example.org` compare equal.
+fn strip_port<'a>(authority: &'a str, default_port: &str) -> &'a str {
+    authority.strip_suffix(default_port).unwrap_or(authority)
 }
 
 /// The idempotency key of a no-JS submission: a hash of the form's nonce and
@@ -342,6 +407,66 @@ mod tests {
         );
         // Unknown fields are not even decoded.
         assert!(form("category=other&x=%FF&&=&description").is_ok());
+    }
+
+    #[test]
+    fn posts_from_other_sites_are_foreign_and_header_less_ones_are_not() {
+        let uri: Uri = "/report".parse().unwrap();
+        let foreign = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            is_foreign_post(&h, &uri)
+        };
+        let host = ("host", "report.example.org");
+        assert!(!foreign(&[]), "no header: an old browser");
+        assert!(!foreign(&[host]));
+        assert!(!foreign(&[host, ("sec-fetch-site", "same-origin")]));
+        assert!(!foreign(&[host, ("sec-fetch-site", "none")]));
+        assert!(foreign(&[host, ("sec-fetch-site", "cross-site")]));
+        assert!(foreign(&[host, ("sec-fetch-site", "same-site")]));
+        assert!(!foreign(&[host, ("origin", "https://report.example.org")]));
+        assert!(!foreign(&[
+            host,
+            ("origin", "https://Report.Example.org:443")
+        ]));
+        assert!(!foreign(&[
+            ("host", "report.example.org:443"),
+            ("origin", "https://report.example.org")
+        ]));
+        assert!(!foreign(&[
+            ("host", "127.0.0.1:8443"),
+            ("origin", "https://127.0.0.1:8443")
+        ]));
+        assert!(foreign(&[host, ("origin", "null")]));
+        assert!(foreign(&[host, ("origin", "https://evil.example")]));
+        assert!(foreign(&[host, ("origin", "https://www.example.org")]));
+        assert!(foreign(&[
+            host,
+            ("origin", "https://report.example.org:8443")
+        ]));
+        assert!(foreign(&[
+            host,
+            ("origin", "https://report.example.org.evil.example")
+        ]));
+        assert!(
+            foreign(&[("origin", "https://report.example.org")]),
+            "no Host"
+        );
+        assert!(foreign(&[
+            host,
+            ("origin", "https://report.example.org"),
+            ("sec-fetch-site", "cross-site")
+        ]));
+        let h2: Uri = "https://report.example.org/report".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("origin", "https://report.example.org".parse().unwrap());
+        assert!(!is_foreign_post(&h, &h2), "HTTP/2 :authority");
+        assert_eq!(
+            ApiError::new(Reason::CrossSite, "x").status(),
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[test]
