@@ -122,3 +122,89 @@ fn a_plain_listener_without_a_metrics_token_is_refused_by_check_config_and_at_st
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Occurrences of each needle in the readable memory of process `pid`, or
+/// `None` when it cannot be read (not root: the gateway is non-dumpable).
+fn count_in_memory(pid: u32, needles: &[&[u8]]) -> Option<Vec<usize>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let mut counts = vec![0; needles.len()];
+    let mut buf = Vec::new();
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let name = fields.nth(3).unwrap_or("");
+        if !perms.starts_with('r') || name == "[vvar]" || name == "[vsyscall]" {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        buf.resize((end - start) as usize, 0);
+        if mem.seek(SeekFrom::Start(start)).is_err() || mem.read_exact(&mut buf).is_err() {
+            continue;
+        }
+        for (needle, count) in needles.iter().zip(counts.iter_mut()) {
+            let mut at = 0;
+            while let Some(i) = buf[at..].iter().position(|b| *b == needle[0]) {
+                let i = at + i;
+                if buf[i..].starts_with(needle) {
+                    *count += 1;
+                }
+                at = i + 1;
+            }
+        }
+    }
+    Some(counts)
+}
+
+#[test]
+fn a_no_js_report_leaves_no_copy_of_ours_in_the_gateways_memory() {
+    // A real process: the test's own buffers (the client's) are elsewhere.
+    let mut gw = Gateway::with_engine("redb");
+    gw.start();
+    let mut rand = [0u8; 12];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut rand).unwrap();
+    let tag: String = rand.iter().map(|b| format!("{b:02x}")).collect();
+    // In the report's fields, and in fields the gateway never decodes: both
+    // sit in the received bytes (rustls's and hyper's buffers, not ours);
+    // only the first could have been copied by the no-JS path.
+    let field = format!("FIELDCANARY{tag}");
+    let ignored = format!("IGNOREDCANARY{tag}");
+    let form = format!(
+        "category=grooming&description={field}&contact={field}&x={ignored}&y={ignored}&lang=en"
+    );
+    runtime().block_on(async {
+        let t = gw.transport();
+        let a = t
+            .send(
+                Method::POST,
+                "/report",
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("connection", "close"),
+                ],
+                form.into_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(a.status, 200);
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let Some(counts) = count_in_memory(gw.pid(), &[field.as_bytes(), ignored.as_bytes()]) else {
+        eprintln!("cannot read the gateway's memory (run as root to measure): skipped");
+        return;
+    };
+    eprintln!(
+        "canary copies in the gateway's memory: report fields {}, never-decoded fields {}",
+        counts[0], counts[1]
+    );
+    assert!(counts[1] > 0, "the scan finds what the gateway received");
+    assert!(
+        counts[0] <= counts[1],
+        "the no-JS path left copies of the report's fields: {counts:?}"
+    );
+}

@@ -1,14 +1,18 @@
 //! The no-JS path of the web form: `POST /report` parses the form, builds
 //! the report the script would have built, seals it to the hotline key in
 //! memory and queues only the envelope, channel `web-nojs`. Nothing here
-//! logs or stores what a reporter wrote or where they came from.
+//! logs or stores what a reporter wrote or where they came from, and every
+//! copy of it this module owns (the body, the fields, the report; the
+//! protocol wipes the padded plaintext) is wiped as soon as it is sealed.
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use hotline_protocol::{Category, Channel, Reason, Report, SealError, MAX_URLS};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, ACCEPT_LANGUAGE, HOST, ORIGIN};
 use hyper::{HeaderMap, Request, Uri};
+use zeroize::Zeroizing;
 
 use super::i18n::default_lang;
 use super::lang::{find_lang, lang_from_accept};
@@ -87,7 +91,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
         return error_page(app, page_lang, &e, "msg_rejected");
     }
     let body = match http::read_body(req, form_body_limit(app), app.limits.body_timeout).await {
-        Ok(body) => body,
+        Ok(body) => owned_body(body),
         Err(e) => return error_page(app, page_lang, &e, msg_for(&e)),
     };
     let fields = match parse_form(&body) {
@@ -98,7 +102,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
     drop(body);
     let page_lang = fields
         .get("lang")
-        .and_then(|l| find_lang(l))
+        .and_then(|l| find_lang(l.as_str()))
         .or(accept_lang)
         .unwrap_or_else(default_lang);
     let report = match build_report(&fields) {
@@ -108,6 +112,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
     drop(fields);
     let doc = &app.keys.document;
     let sealed = hotline_protocol::seal_report(&report, &doc.public_key, doc.aead, &app.rng);
+    // Wiped here, before the envelope is stored.
     drop(report);
     let envelope = match sealed {
         Ok(envelope) => envelope,
@@ -131,6 +136,16 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
         Ok(answer) => sent_page(app, page_lang, &answer.receipt),
         Err(e) => error_page(app, page_lang, &e, msg_for(&e)),
     }
+}
+
+/// The form body as a buffer of ours, wiped when dropped. A body that is
+/// ours alone (several chunks joined) keeps its buffer; one still shared
+/// with hyper's read buffer is copied, and hyper's copy is hyper's.
+fn owned_body(body: Bytes) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(match body.try_into_mut() {
+        Ok(unique) => Vec::from(unique),
+        Err(shared) => shared.to_vec(),
+    })
 }
 
 /// `Sec-Fetch-Site`, sent by every current browser.
@@ -199,7 +214,7 @@ fn strip_port<'a>(authority: &'a str, default_port: &str) -> &'a str {
 fn form_idempotency_key(fields: &Fields, body: &[u8]) -> Option<[u8; 16]> {
     use base64::Engine as _;
     let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(fields.get("nonce")?)
+        .decode(fields.get("nonce")?.as_bytes())
         .ok()
         .filter(|n| n.len() == 16)?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -212,8 +227,8 @@ fn form_idempotency_key(fields: &Fields, body: &[u8]) -> Option<[u8; 16]> {
 }
 
 /// The form fields the report uses, first occurrence of each; others are
-/// ignored.
-type Fields = HashMap<&'static str, String>;
+/// ignored. Each value is wiped when dropped.
+type Fields = HashMap<&'static str, Zeroizing<String>>;
 
 const FIELD_NAMES: [&str; 8] = [
     "nonce",
@@ -235,23 +250,23 @@ fn parse_form(body: &[u8]) -> Result<Fields, FormError> {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &[][..]),
         };
-        let key = http::percent_decode(k).map_err(|_| FormError::Encoding)?;
-        let Some(name) = FIELD_NAMES.iter().find(|n| **n == key) else {
+        let key = Zeroizing::new(http::percent_decode(k).map_err(|_| FormError::Encoding)?);
+        let Some(name) = FIELD_NAMES.iter().find(|n| **n == key.as_str()) else {
             continue;
         };
         if fields.contains_key(name) {
             continue;
         }
         let value = http::percent_decode(v).map_err(|_| FormError::Encoding)?;
-        fields.insert(name, value);
+        fields.insert(name, Zeroizing::new(value));
     }
     Ok(fields)
 }
 
 /// The report the fields describe, as the script builds it: empty fields
 /// left out, links one per line, a date that is not `YYYY-MM-DD` kept as
-/// `seen_at_text`.
-fn build_report(fields: &Fields) -> Result<Report, FormError> {
+/// `seen_at_text`. The report is wiped when dropped, on every path.
+fn build_report(fields: &Fields) -> Result<Zeroizing<Report>, FormError> {
     // Browsers send a textarea's line breaks as CRLF; the script (and so
     // the hotline) sees LF, as typed.
     let text = |name: &str| {
@@ -259,14 +274,14 @@ fn build_report(fields: &Fields) -> Result<Report, FormError> {
             .get(name)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
-            .map(|v| v.replace("\r\n", "\n"))
+            .map(crlf_to_lf)
     };
-    let category: Category = match text("category") {
+    let category: Category = match text("category").map(Zeroizing::new) {
         None => return Err(FormError::MissingCategory),
         Some(c) => c.parse().map_err(|_| FormError::UnknownCategory)?,
     };
-    let mut report = Report::new(category);
-    let urls = fields.get("urls").map(String::as_str).unwrap_or("");
+    let mut report = Zeroizing::new(Report::new(category));
+    let urls = fields.get("urls").map(|u| u.as_str()).unwrap_or("");
     for url in urls.split('\n').map(str::trim).filter(|u| !u.is_empty()) {
         if report.urls.len() == MAX_URLS {
             return Err(FormError::TooManyUrls);
@@ -277,10 +292,24 @@ fn build_report(fields: &Fields) -> Result<Report, FormError> {
     report.lang = text("lang");
     report.platform = text("platform");
     report.contact = text("contact");
-    if let Some(seen) = text("seen_at") {
+    if let Some(seen) = text("seen_at").map(Zeroizing::new) {
         report.set_seen_at_text(&seen);
     }
     Ok(report)
+}
+
+/// `text` with every CRLF as LF, in one buffer that never grows (a grown
+/// buffer would leave a copy of the text in freed memory).
+fn crlf_to_lf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\r\n") {
+        out.push_str(&rest[..i]);
+        out.push('\n');
+        rest = &rest[i + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -291,7 +320,7 @@ mod tests {
     use hyper::StatusCode;
 
     fn form(body: &str) -> Result<Report, FormError> {
-        build_report(&parse_form(body.as_bytes())?)
+        build_report(&parse_form(body.as_bytes())?).map(|r| (*r).clone())
     }
 
     #[test]
