@@ -30,7 +30,7 @@ pub use keys::{
 };
 pub use messages::{
     AckAnswer, AckRequest, DeadItem, DeadList, ErrorBody, ReceiptAnswer, StaffItem, StaffList,
-    SubmitAnswer,
+    SubmitAnswer, RECEIPT_ANSWER_LEN,
 };
 pub use reason::Reason;
 pub use receipt::{ReceiptCode, ReceiptError};

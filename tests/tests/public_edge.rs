@@ -169,13 +169,16 @@ fn a_no_js_report_leaves_no_copy_of_ours_in_the_gateways_memory() {
     let mut rand = [0u8; 12];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut rand).unwrap();
     let tag: String = rand.iter().map(|b| format!("{b:02x}")).collect();
-    // In the report's fields, and in fields the gateway never decodes: both
-    // sit in the received bytes (rustls's and hyper's buffers, not ours);
-    // only the first could have been copied by the no-JS path.
+    // In a field of the report, and right beside it in a field the gateway
+    // never decodes: both sit in the received bytes (rustls's and hyper's
+    // buffers, not ours, reused at their pace), only the first could have
+    // been copied by the no-JS path.
     let field = format!("FIELDCANARY{tag}");
     let ignored = format!("IGNOREDCANARY{tag}");
+    // Text first: a freed buffer loses its first 16 bytes to the
+    // allocator's pointers, which would hide a canary at its start.
     let form = format!(
-        "category=grooming&description={field}&contact={field}&x={ignored}&y={ignored}&lang=en"
+        "category=grooming&description=I+saw+this+in+a+chat+{field}&x=I+saw+this+in+a+chat+{ignored}&lang=en"
     );
     runtime().block_on(async {
         let t = gw.transport();
@@ -207,4 +210,89 @@ fn a_no_js_report_leaves_no_copy_of_ours_in_the_gateways_memory() {
         counts[0] <= counts[1],
         "the no-JS path left copies of the report's fields: {counts:?}"
     );
+}
+
+#[test]
+fn receipt_answers_and_form_answers_have_one_length_whatever_they_say() {
+    let mut gw = Gateway::with_engine("redb").in_process();
+    gw.start();
+    runtime().block_on(async {
+        let t = gw.transport();
+        let token = gw.staff_token();
+        let (status, sent) = post_form(&t, &[]).await;
+        assert_eq!(status, 200);
+        let receipt = sent
+            .split("<p class=\"receipt\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap()
+            .to_owned();
+        // The no-JS answers: taken or refused, one length.
+        let (status, refused) = post_form(&t, &[("sec-fetch-site", "cross-site")]).await;
+        assert_eq!(status, 403);
+        assert_eq!(refused.len(), sent.len(), "error and receipt pages");
+
+        let api = |code: String| {
+            let t = t.clone();
+            async move {
+                let a = t
+                    .send(Method::GET, &format!("/v1/receipts/{code}"), &[], vec![])
+                    .await
+                    .unwrap();
+                assert_eq!(a.status, 200);
+                let answer = hotline_protocol::ReceiptAnswer::decode(&a.body).unwrap();
+                (answer.status, a.body.len())
+            }
+        };
+        let page = |code: &str| {
+            let t = t.clone();
+            let form = format!("lang=fr&code={}", code.replace(' ', "+"));
+            async move {
+                let a = t
+                    .send(
+                        Method::POST,
+                        "/check",
+                        &[("content-type", "application/x-www-form-urlencoded")],
+                        form.into_bytes(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(a.status, 200);
+                String::from_utf8(a.body.to_vec()).unwrap()
+            }
+        };
+        use hotline_protocol::ReceiptState::*;
+        let queued_page = page(&receipt).await;
+        assert!(queued_page.contains("<html lang=\"fr\""));
+        let unknown_page = page("1234 5678").await;
+        assert_eq!(api(receipt.clone()).await.0, Queued);
+        assert_eq!(api("1234-5678".into()).await.0, Unknown);
+        let ids = staff_list_all(&t, &token)
+            .await
+            .reports
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(staff_ack(&t, &token, ids).await, 1);
+        let delivered_page = page(&receipt).await;
+        let (state, len) = api(receipt.clone()).await;
+        assert_eq!(state, Delivered);
+        assert_eq!(len, hotline_protocol::RECEIPT_ANSWER_LEN);
+        assert_eq!(api("1234-5678".into()).await.1, len);
+        assert_ne!(
+            queued_page, delivered_page,
+            "the pages say different things"
+        );
+        assert_eq!(queued_page.len(), delivered_page.len());
+        assert_eq!(unknown_page.len(), delivered_page.len());
+        // The page without a code has the same length too, and its form
+        // posts the code.
+        let blank = t
+            .send(Method::GET, "/check?lang=fr", &[], vec![])
+            .await
+            .unwrap();
+        let blank = String::from_utf8(blank.body.to_vec()).unwrap();
+        assert_eq!(blank.len(), delivered_page.len());
+        assert!(blank.contains("<form method=\"post\" action=\"/check\""));
+    });
 }
