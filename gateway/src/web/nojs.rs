@@ -153,19 +153,21 @@ const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 /// Whether a form post comes from a page that is not the gateway's own, so
 /// that another site cannot make a visitor's browser file a report (or
-/// flood the queue from many visitors). Foreign is: `Sec-Fetch-Site`
-/// `cross-site`, or `same-site` (a sibling subdomain is another site to
-/// us: we never serve the form from one); an `Origin` that is `null` or
-/// whose host and port are not the request's own (`Host`, or the HTTP/2
-/// `:authority`). The scheme is not compared: behind a proxy the gateway
-/// does not know the public one. A browser that sends neither header (old
-/// ones, some privacy modes) is let through, as is `same-origin` or `none`.
+/// flood the queue from many visitors).
+///
+/// `Sec-Fetch-Site`, which a page cannot forge, decides when present:
+/// only `same-origin` and `none` (typed, bookmarked) pass; `same-site` is
+/// foreign too (a sibling subdomain is another site to us: we never serve
+/// the form from one). Without it (older browsers), an `Origin` that is
+/// `null` or whose host and port are not the request's own (`Host`, or the
+/// HTTP/2 `:authority`) is foreign; the scheme is not compared, as behind a
+/// proxy the gateway does not know the public one (the proxy must pass the
+/// public `Host` on: docs/deployment.md). A post with neither header (old
+/// browsers, some privacy modes) passes.
 fn is_foreign_post(headers: &HeaderMap, uri: &Uri) -> bool {
-    let site = http::header(headers, SEC_FETCH_SITE).map(str::trim);
-    if site.is_some_and(|s| {
-        s.eq_ignore_ascii_case("cross-site") || s.eq_ignore_ascii_case("same-site")
-    }) {
-        return true;
+    if let Some(site) = headers.get(SEC_FETCH_SITE) {
+        let site = site.to_str().unwrap_or("").trim();
+        return !(site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"));
     }
     let Some(origin) = headers.get(ORIGIN) else {
         return false;
@@ -455,6 +457,13 @@ mod tests {
         assert!(!foreign(&[host, ("sec-fetch-site", "none")]));
         assert!(foreign(&[host, ("sec-fetch-site", "cross-site")]));
         assert!(foreign(&[host, ("sec-fetch-site", "same-site")]));
+        assert!(foreign(&[host, ("sec-fetch-site", "cross-origin?")]));
+        // The browser's word outranks Host, which a proxy may rewrite.
+        assert!(!foreign(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "https://report.example.org"),
+            ("sec-fetch-site", "same-origin")
+        ]));
         assert!(!foreign(&[host, ("origin", "https://report.example.org")]));
         assert!(!foreign(&[
             host,
