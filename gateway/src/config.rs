@@ -459,6 +459,11 @@ impl Config {
                 p.push(format!("{name}: {} does not exist", path.display()));
             }
         }
+        // Behind a proxy or onion service every client is loopback, and
+        // loopback may read /metrics without a token.
+        if self.listen.plain.is_some() && self.metrics.token_sha256.is_none() {
+            p.push("listen.plain is set but metrics.token_sha256 is not: behind a proxy or onion service every client comes from loopback, so /metrics would be open to anyone; set metrics.token_sha256 (docs/metrics.md)".into());
+        }
         p
     }
 }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod hardening;
 pub mod http;
 pub mod keyset;
 pub mod metrics;

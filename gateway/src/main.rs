@@ -141,6 +141,8 @@ fn check(path: PathBuf) -> Result<(), String> {
 }
 
 fn serve(config: Config) -> Result<(), String> {
+    // Before any key is read: no core dump, no ptrace by the same user.
+    hotline_gateway::hardening::forbid_core_dumps().map_err(|e| e.to_string())?;
     tracing_subscriber::fmt()
         .with_env_filter(config.log_level.filter())
         .with_target(false)

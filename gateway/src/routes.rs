@@ -66,6 +66,8 @@ pub enum Handler {
     WebReportReload,
     /// `web::check`.
     WebCheck,
+    /// `web::check_post`: the receipt check with the code in the body.
+    WebCheckPost,
     /// `web::form_js`.
     FormJs,
     /// `web::form_css`.
@@ -123,6 +125,7 @@ pub const ROUTES: &[Route] = &[
     route(Exact("/report"),              Post, Handler::WebReport,       "web_report"),
     route(Exact("/report"),              Get,  Handler::WebReportReload, "web_report"),
     route(Exact("/check"),               Get,  Handler::WebCheck,        "web_check"),
+    route(Exact("/check"),               Post, Handler::WebCheckPost,    "web_check"),
     route(Exact("/static/form.js"),      Get,  Handler::FormJs,          "web_static"),
     route(Exact("/static/form.css"),     Get,  Handler::FormCss,         "web_static"),
     route(Exact("/favicon.ico"),         Any,  Handler::Favicon,         "web_favicon"),
@@ -263,6 +266,7 @@ async fn call(
         Handler::WebReport => Ok(web::report(app, req, peer).await),
         Handler::WebReportReload => Ok(web::report_reload()),
         Handler::WebCheck => Ok(web::check(app, &req, peer).await),
+        Handler::WebCheckPost => Ok(web::check_post(app, req, peer).await),
         Handler::FormJs => Ok(web::form_js(&req)),
         Handler::FormCss => Ok(web::form_css(&req)),
         Handler::Favicon => Ok(web::favicon()),

@@ -286,7 +286,8 @@ tls = {listen.tls}
 cert = {listen.cert}
 cert_key = {listen.cert_key}
 # Plain HTTP for a local TLS-terminating proxy or a Tor onion service.
-# Loopback addresses only.
+# Loopback addresses only; needs [metrics] token_sha256 (every client is
+# then loopback, which may read /metrics without a token).
 # plain = {listen.plain}
 
 [keys]
@@ -337,7 +338,8 @@ per_client_burst = {limits.per_client_burst}
 rate_buckets = {limits.rate_buckets}
 
 [metrics]
-# Without a token, /metrics answers loopback clients only.
+# Without a token, /metrics answers loopback clients only. Required with
+# listen.plain.
 # token_sha256 = "<64 hex digits>"
 
 # Push delivery to the hotline's backend (`hotline-staff receive` is a

@@ -417,6 +417,14 @@ impl Writer {
         Writer::default()
     }
 
+    /// An empty writer that will not reallocate before `capacity` bytes: a
+    /// plaintext encoded into it leaves no stray copy in freed memory.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Writer {
+            buf: Vec::with_capacity(capacity),
+        }
+    }
+
     /// The encoded bytes.
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf

@@ -30,7 +30,7 @@ pub use keys::{
 };
 pub use messages::{
     AckAnswer, AckRequest, DeadItem, DeadList, ErrorBody, ReceiptAnswer, StaffItem, StaffList,
-    SubmitAnswer,
+    SubmitAnswer, RECEIPT_ANSWER_LEN,
 };
 pub use reason::Reason;
 pub use receipt::{ReceiptCode, ReceiptError};
@@ -50,13 +50,17 @@ pub fn seal_report(
     rng: &dyn ring::rand::SecureRandom,
 ) -> Result<Envelope, SealError> {
     report.validate()?;
-    let plaintext = report
-        .encode_padded()
-        .map_err(|e| SealError::TooLarge(e.0))?;
+    // The padded plaintext, and the report decoded back from it, are wiped
+    // when this returns.
+    let plaintext = zeroize::Zeroizing::new(
+        report
+            .encode_padded()
+            .map_err(|e| SealError::TooLarge(e.0))?,
+    );
     // What the hotline could not decode (too many urls, an unknown field
     // nested too deep or not one CBOR item, a key twice) must not leave the
     // device: the gateway cannot see inside and would accept it.
-    Report::decode(&plaintext)?;
+    drop(zeroize::Zeroizing::new(Report::decode(&plaintext)?));
     seal(recipient, aead, &plaintext, rng)
 }
 

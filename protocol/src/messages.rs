@@ -1,6 +1,6 @@
 //! The small messages around the envelope: answers, errors and the staff API.
 
-use crate::cbor::{DecodeError, Limits, Reader, Writer};
+use crate::cbor::{head_len, DecodeError, Limits, Reader, Writer};
 use crate::reason::Reason;
 use crate::values::{Channel, ReceiptState, RecordId};
 
@@ -375,6 +375,10 @@ impl AckAnswer {
     }
 }
 
+/// The length of every encoded [`ReceiptAnswer`]: more than the longest
+/// answer needs, so the padding can always make it up.
+pub const RECEIPT_ANSWER_LEN: usize = 48;
+
 /// `GET /v1/receipts/{code}` answer: what a reporter may learn, and no more.
 /// Unknown, malformed and expired codes all get `unknown`, so the answer
 /// says nothing about which codes exist.
@@ -407,15 +411,29 @@ impl ReceiptAnswer {
         }
     }
 
-    /// Encodes the answer.
+    /// Encodes the answer, with a `pad` field that makes every answer
+    /// [`RECEIPT_ANSWER_LEN`] bytes long: queued, delivered and unknown look
+    /// the same on the wire, length included.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.map(1 + usize::from(self.day.is_some()))
-            .text("status")
-            .text(self.status.as_str());
+        let mut body = Writer::new();
+        body.text("status").text(self.status.as_str());
         if let Some(day) = self.day {
-            w.text("day").uint(day);
+            body.text("day").uint(day);
         }
+        let body = body.into_bytes();
+        let entries = 2 + usize::from(self.day.is_some());
+        // map head + entries + "pad" key (4 bytes) + bstr head + padding;
+        // the longest answer (`delivered` with a 64-bit day) is 40 bytes.
+        let fixed = head_len(entries as u64) + body.len() + 4;
+        let pad = [1usize, 2]
+            .into_iter()
+            .find_map(|head| {
+                let pad = RECEIPT_ANSWER_LEN.checked_sub(fixed + head)?;
+                (head_len(pad as u64) == head).then_some(pad)
+            })
+            .unwrap_or(0);
+        let mut w = Writer::with_capacity(RECEIPT_ANSWER_LEN);
+        w.map(entries).raw(&body).text("pad").bytes(&vec![0u8; pad]);
         w.into_bytes()
     }
 
@@ -434,5 +452,34 @@ impl ReceiptAnswer {
             status: status.ok_or(DecodeError::MissingField("status"))?,
             day,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_receipt_answer_has_one_length_and_decodes_back() {
+        let days = [
+            0,
+            23,
+            24,
+            255,
+            256,
+            20_416,
+            65_536,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ];
+        let answers = [ReceiptAnswer::UNKNOWN, ReceiptAnswer::QUEUED]
+            .into_iter()
+            .chain(days.into_iter().map(ReceiptAnswer::delivered));
+        for a in answers {
+            let bytes = a.encode();
+            assert_eq!(bytes.len(), RECEIPT_ANSWER_LEN, "{a:?}");
+            assert_eq!(ReceiptAnswer::decode(&bytes).unwrap(), a);
+        }
     }
 }

@@ -112,6 +112,10 @@ reasons! {
     MissingCategory = ("missing_category", 400),
     /// The form data is not UTF-8.
     BadForm = ("bad_form", 400),
+    /// Posted from another site (`Sec-Fetch-Site` or `Origin`): refused
+    /// before the body is read, so a foreign page cannot file reports in a
+    /// visitor's name.
+    CrossSite = ("cross_site", 403),
     /// More than `MAX_URLS` links.
     TooManyUrls = ("too_many_urls", 413),
     /// The report does not fit the largest padding bucket.

@@ -1,14 +1,18 @@
 //! The no-JS path of the web form: `POST /report` parses the form, builds
 //! the report the script would have built, seals it to the hotline key in
 //! memory and queues only the envelope, channel `web-nojs`. Nothing here
-//! logs or stores what a reporter wrote or where they came from.
+//! logs or stores what a reporter wrote or where they came from, and every
+//! copy of it this module owns (the body, the fields, the report; the
+//! protocol wipes the padded plaintext) is wiped as soon as it is sealed.
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use hotline_protocol::{Category, Channel, Reason, Report, SealError, MAX_URLS};
 use hyper::body::Incoming;
-use hyper::header::ACCEPT_LANGUAGE;
-use hyper::Request;
+use hyper::header::{HeaderName, ACCEPT_LANGUAGE, HOST, ORIGIN};
+use hyper::{HeaderMap, Request, Uri};
+use zeroize::Zeroizing;
 
 use super::i18n::default_lang;
 use super::lang::{find_lang, lang_from_accept};
@@ -69,6 +73,13 @@ fn form_body_limit(app: &App) -> usize {
 pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp {
     let accept_lang = http::header(req.headers(), ACCEPT_LANGUAGE).and_then(lang_from_accept);
     let page_lang = accept_lang.unwrap_or_else(default_lang);
+    if is_foreign_post(req.headers(), req.uri()) {
+        let e = ApiError::new(
+            Reason::CrossSite,
+            "the form was posted from another site; open the form on this site",
+        );
+        return error_page(app, page_lang, &e, "msg_cross_site");
+    }
     if let Err(e) = app.check_rate(peer) {
         return error_page(app, page_lang, &e, "msg_busy");
     }
@@ -80,7 +91,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
         return error_page(app, page_lang, &e, "msg_rejected");
     }
     let body = match http::read_body(req, form_body_limit(app), app.limits.body_timeout).await {
-        Ok(body) => body,
+        Ok(body) => owned_body(body),
         Err(e) => return error_page(app, page_lang, &e, msg_for(&e)),
     };
     let fields = match parse_form(&body) {
@@ -91,7 +102,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
     drop(body);
     let page_lang = fields
         .get("lang")
-        .and_then(|l| find_lang(l))
+        .and_then(|l| find_lang(l.as_str()))
         .or(accept_lang)
         .unwrap_or_else(default_lang);
     let report = match build_report(&fields) {
@@ -101,6 +112,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
     drop(fields);
     let doc = &app.keys.document;
     let sealed = hotline_protocol::seal_report(&report, &doc.public_key, doc.aead, &app.rng);
+    // Wiped here, before the envelope is stored.
     drop(report);
     let envelope = match sealed {
         Ok(envelope) => envelope,
@@ -126,6 +138,76 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
     }
 }
 
+/// The form body as a buffer of ours, wiped when dropped. A body that is
+/// ours alone (several chunks joined) keeps its buffer; one still shared
+/// with hyper's read buffer is copied, and hyper's copy is hyper's.
+fn owned_body(body: Bytes) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(match body.try_into_mut() {
+        Ok(unique) => Vec::from(unique),
+        Err(shared) => shared.to_vec(),
+    })
+}
+
+/// `Sec-Fetch-Site`, sent by every current browser.
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+
+/// Whether a form post comes from a page that is not the gateway's own, so
+/// that another site cannot make a visitor's browser file a report (or
+/// flood the queue from many visitors).
+///
+/// `Sec-Fetch-Site`, which a page cannot forge, decides when present:
+/// only `same-origin` and `none` (typed, bookmarked) pass; `same-site` is
+/// foreign too (a sibling subdomain is another site to us: we never serve
+/// the form from one). Without it (older browsers), an `Origin` that is
+/// `null` or whose host and port are not the request's own (`Host`, or the
+/// HTTP/2 `:authority`) is foreign; the scheme is not compared, as behind a
+/// proxy the gateway does not know the public one (the proxy must pass the
+/// public `Host` on: docs/deployment.md). A post with neither header (old
+/// browsers, some privacy modes) passes.
+fn is_foreign_post(headers: &HeaderMap, uri: &Uri) -> bool {
+    if let Some(site) = headers.get(SEC_FETCH_SITE) {
+        let site = site.to_str().unwrap_or("").trim();
+        return !(site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"));
+    }
+    let Some(origin) = headers.get(ORIGIN) else {
+        return false;
+    };
+    let own = http::header(headers, HOST).or_else(|| uri.authority().map(|a| a.as_str()));
+    match (origin.to_str().ok().and_then(origin_authority), own) {
+        (Some((authority, default_port)), Some(own)) => {
+            strip_port(&authority, default_port)
+                != strip_port(&own.to_ascii_lowercase(), default_port)
+        }
+        // `null`, something that is not an origin, or no Host to compare.
+        _ => true,
+    }
+}
+
+/// The lower-cased `host[:port]` of a serialized origin and the default port
+/// of its scheme; `None` for `null` or anything that is not
+/// `http(s)://authority`.
+fn origin_authority(origin: &str) -> Option<(String, &'static str)> {
+    let origin = origin.trim().to_ascii_lowercase();
+    let (rest, default_port) = if let Some(rest) = origin.strip_prefix("https://") {
+        (rest, ":443")
+    } else if let Some(rest) = origin.strip_prefix("http://") {
+        (rest, ":80")
+    } else {
+        return None;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    Some((rest.to_owned(), default_port))
+}
+
+/// `authority` without the scheme's default port, so `example.org:443`
+/// and `example.org` compare equal.
+fn strip_port<'a>(authority: &'a str, default_port: &str) -> &'a str {
+    authority.strip_suffix(default_port).unwrap_or(authority)
+}
+
 /// The idempotency key of a no-JS submission: a hash of the form's nonce and
 /// the whole body. A reporter on a slow link who sends the same form again
 /// after losing the answer gets the first receipt and no duplicate; edited
@@ -134,7 +216,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
 fn form_idempotency_key(fields: &Fields, body: &[u8]) -> Option<[u8; 16]> {
     use base64::Engine as _;
     let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(fields.get("nonce")?)
+        .decode(fields.get("nonce")?.as_bytes())
         .ok()
         .filter(|n| n.len() == 16)?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -147,8 +229,8 @@ fn form_idempotency_key(fields: &Fields, body: &[u8]) -> Option<[u8; 16]> {
 }
 
 /// The form fields the report uses, first occurrence of each; others are
-/// ignored.
-type Fields = HashMap<&'static str, String>;
+/// ignored. Each value is wiped when dropped.
+type Fields = HashMap<&'static str, Zeroizing<String>>;
 
 const FIELD_NAMES: [&str; 8] = [
     "nonce",
@@ -170,23 +252,23 @@ fn parse_form(body: &[u8]) -> Result<Fields, FormError> {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &[][..]),
         };
-        let key = http::percent_decode(k).map_err(|_| FormError::Encoding)?;
-        let Some(name) = FIELD_NAMES.iter().find(|n| **n == key) else {
+        let key = Zeroizing::new(http::percent_decode(k).map_err(|_| FormError::Encoding)?);
+        let Some(name) = FIELD_NAMES.iter().find(|n| **n == key.as_str()) else {
             continue;
         };
         if fields.contains_key(name) {
             continue;
         }
         let value = http::percent_decode(v).map_err(|_| FormError::Encoding)?;
-        fields.insert(name, value);
+        fields.insert(name, Zeroizing::new(value));
     }
     Ok(fields)
 }
 
 /// The report the fields describe, as the script builds it: empty fields
 /// left out, links one per line, a date that is not `YYYY-MM-DD` kept as
-/// `seen_at_text`.
-fn build_report(fields: &Fields) -> Result<Report, FormError> {
+/// `seen_at_text`. The report is wiped when dropped, on every path.
+fn build_report(fields: &Fields) -> Result<Zeroizing<Report>, FormError> {
     // Browsers send a textarea's line breaks as CRLF; the script (and so
     // the hotline) sees LF, as typed.
     let text = |name: &str| {
@@ -194,14 +276,14 @@ fn build_report(fields: &Fields) -> Result<Report, FormError> {
             .get(name)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
-            .map(|v| v.replace("\r\n", "\n"))
+            .map(crlf_to_lf)
     };
-    let category: Category = match text("category") {
+    let category: Category = match text("category").map(Zeroizing::new) {
         None => return Err(FormError::MissingCategory),
         Some(c) => c.parse().map_err(|_| FormError::UnknownCategory)?,
     };
-    let mut report = Report::new(category);
-    let urls = fields.get("urls").map(String::as_str).unwrap_or("");
+    let mut report = Zeroizing::new(Report::new(category));
+    let urls = fields.get("urls").map(|u| u.as_str()).unwrap_or("");
     for url in urls.split('\n').map(str::trim).filter(|u| !u.is_empty()) {
         if report.urls.len() == MAX_URLS {
             return Err(FormError::TooManyUrls);
@@ -212,10 +294,24 @@ fn build_report(fields: &Fields) -> Result<Report, FormError> {
     report.lang = text("lang");
     report.platform = text("platform");
     report.contact = text("contact");
-    if let Some(seen) = text("seen_at") {
+    if let Some(seen) = text("seen_at").map(Zeroizing::new) {
         report.set_seen_at_text(&seen);
     }
     Ok(report)
+}
+
+/// `text` with every CRLF as LF, in one buffer that never grows (a grown
+/// buffer would leave a copy of the text in freed memory).
+fn crlf_to_lf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\r\n") {
+        out.push_str(&rest[..i]);
+        out.push('\n');
+        rest = &rest[i + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -226,7 +322,7 @@ mod tests {
     use hyper::StatusCode;
 
     fn form(body: &str) -> Result<Report, FormError> {
-        build_report(&parse_form(body.as_bytes())?)
+        build_report(&parse_form(body.as_bytes())?).map(|r| (*r).clone())
     }
 
     #[test]
@@ -342,6 +438,73 @@ mod tests {
         );
         // Unknown fields are not even decoded.
         assert!(form("category=other&x=%FF&&=&description").is_ok());
+    }
+
+    #[test]
+    fn posts_from_other_sites_are_foreign_and_header_less_ones_are_not() {
+        let uri: Uri = "/report".parse().unwrap();
+        let foreign = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            is_foreign_post(&h, &uri)
+        };
+        let host = ("host", "report.example.org");
+        assert!(!foreign(&[]), "no header: an old browser");
+        assert!(!foreign(&[host]));
+        assert!(!foreign(&[host, ("sec-fetch-site", "same-origin")]));
+        assert!(!foreign(&[host, ("sec-fetch-site", "none")]));
+        assert!(foreign(&[host, ("sec-fetch-site", "cross-site")]));
+        assert!(foreign(&[host, ("sec-fetch-site", "same-site")]));
+        assert!(foreign(&[host, ("sec-fetch-site", "cross-origin?")]));
+        // The browser's word outranks Host, which a proxy may rewrite.
+        assert!(!foreign(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "https://report.example.org"),
+            ("sec-fetch-site", "same-origin")
+        ]));
+        assert!(!foreign(&[host, ("origin", "https://report.example.org")]));
+        assert!(!foreign(&[
+            host,
+            ("origin", "https://Report.Example.org:443")
+        ]));
+        assert!(!foreign(&[
+            ("host", "report.example.org:443"),
+            ("origin", "https://report.example.org")
+        ]));
+        assert!(!foreign(&[
+            ("host", "127.0.0.1:8443"),
+            ("origin", "https://127.0.0.1:8443")
+        ]));
+        assert!(foreign(&[host, ("origin", "null")]));
+        assert!(foreign(&[host, ("origin", "https://evil.example")]));
+        assert!(foreign(&[host, ("origin", "https://www.example.org")]));
+        assert!(foreign(&[
+            host,
+            ("origin", "https://report.example.org:8443")
+        ]));
+        assert!(foreign(&[
+            host,
+            ("origin", "https://report.example.org.evil.example")
+        ]));
+        assert!(
+            foreign(&[("origin", "https://report.example.org")]),
+            "no Host"
+        );
+        assert!(foreign(&[
+            host,
+            ("origin", "https://report.example.org"),
+            ("sec-fetch-site", "cross-site")
+        ]));
+        let h2: Uri = "https://report.example.org/report".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("origin", "https://report.example.org".parse().unwrap());
+        assert!(!is_foreign_post(&h, &h2), "HTTP/2 :authority");
+        assert_eq!(
+            ApiError::new(Reason::CrossSite, "x").status(),
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[test]

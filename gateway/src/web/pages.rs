@@ -50,9 +50,15 @@ pub fn form_page(app: &App, lang: &Lang) -> Resp {
     http::html(StatusCode::OK, lang.code, body)
 }
 
-/// `GET /check[?code=…]`: the receipt check for people, in their language.
-/// The same lookup as `GET /v1/receipts/{code}` (one store read whatever the
-/// code, unknown and malformed alike), rate limited the same way.
+/// The receipt check's three answers, by translation key.
+const CHECK_STATES: [&str; 3] = ["check_queued", "check_delivered", "check_unknown"];
+
+/// `/check`: the receipt check for people, in their language. The same
+/// lookup as `GET /v1/receipts/{code}` (one store read whatever the code,
+/// unknown and malformed alike), rate limited the same way. The status is
+/// padded with spaces (which the browser does not show) to the longest of
+/// the three, so every check page of a language has one length, with or
+/// without a code.
 pub async fn check_page(app: &App, lang: &Lang, code: Option<String>, peer: Peer) -> Resp {
     let status = match code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         None => "",
@@ -65,6 +71,16 @@ pub async fn check_page(app: &App, lang: &Lang, code: Option<String>, peer: Peer
             Err(e) => return error_page(app, lang, &e, msg_for(&e)),
         },
     };
+    let width = CHECK_STATES
+        .iter()
+        .map(|k| escape(lang.get(k)).len())
+        .max()
+        .unwrap_or(0);
+    let status = format!(
+        "{status}{}",
+        " ".repeat(width.saturating_sub(escape(status).len()))
+    );
+    let status = status.as_str();
     let fingerprint = app.keys.signing.fingerprint();
     let links = lang_links(lang);
     let body = CHECK.render(
@@ -79,29 +95,71 @@ pub async fn check_page(app: &App, lang: &Lang, code: Option<String>, peer: Peer
     http::html(StatusCode::OK, lang.code, body)
 }
 
-/// The receipt, once the report is durable.
+/// Every message an error page shows (see [`msg_for`] and the no-JS form).
+pub const ERROR_MESSAGES: [&str; 7] = [
+    "msg_category",
+    "msg_too_large",
+    "msg_rejected",
+    "msg_cross_site",
+    "msg_busy",
+    "msg_full",
+    "msg_network",
+];
+
+/// The receipt, once the report is durable, padded like the error pages.
 pub fn sent_page(app: &App, lang: &Lang, receipt: &str) -> Resp {
     let fingerprint = app.keys.signing.fingerprint();
-    let body = SENT.render(
+    let body = render_sent(lang, &fingerprint, receipt);
+    http::html(
+        StatusCode::OK,
+        lang.code,
+        pad_answer(lang, &fingerprint, body),
+    )
+}
+
+fn render_sent(lang: &Lang, fingerprint: &str, receipt: &str) -> String {
+    SENT.render(
         lang,
         &[
             ("lang", lang.code),
-            ("fingerprint", &fingerprint),
+            ("fingerprint", fingerprint),
             ("receipt", receipt),
         ],
         &[],
-    );
-    http::html(StatusCode::OK, lang.code, body)
+    )
 }
 
-/// The error page for a rejection, with its status and Retry-After, counted
-/// like API rejections.
-pub fn error_page(app: &App, lang: &Lang, e: &ApiError, msg_key: &str) -> Resp {
-    app.metrics.rejected(e.reason);
-    let body = ERROR.render(
+fn render_error(lang: &Lang, msg_key: &str) -> String {
+    ERROR.render(
         lang,
         &[("lang", lang.code), ("message", lang.get(msg_key))],
         &[],
+    )
+}
+
+/// `body` with spaces after `</html>` up to the longest answer a form post
+/// can get in this language (the receipt page or any error page), so the
+/// length of the answer does not say whether the report was taken.
+fn pad_answer(lang: &Lang, fingerprint: &str, mut body: String) -> String {
+    let longest = ERROR_MESSAGES
+        .iter()
+        .map(|k| render_error(lang, k).len())
+        .chain([render_sent(lang, fingerprint, "0000-0000-0000-0000").len()])
+        .max()
+        .unwrap_or(0);
+    let pad = longest.saturating_sub(body.len());
+    body.extend(std::iter::repeat_n(' ', pad));
+    body
+}
+
+/// The error page for a rejection, with its status and Retry-After, counted
+/// like API rejections; padded like the receipt page.
+pub fn error_page(app: &App, lang: &Lang, e: &ApiError, msg_key: &str) -> Resp {
+    app.metrics.rejected(e.reason);
+    let body = pad_answer(
+        lang,
+        &app.keys.signing.fingerprint(),
+        render_error(lang, msg_key),
     );
     let mut resp = http::html(e.status(), lang.code, body);
     if let Some(secs) = e.retry_after {
@@ -212,5 +270,23 @@ mod tests {
         assert_eq!(msg_for(&e(400)), "msg_rejected");
         assert_eq!(msg_for(&e(408)), "msg_network");
         assert_eq!(msg_for(&e(500)), "msg_busy");
+        for r in Reason::ALL {
+            let key = msg_for(&ApiError::new(*r, "x"));
+            assert!(ERROR_MESSAGES.contains(&key), "{key} is not padded for");
+        }
+    }
+
+    #[test]
+    fn the_receipt_page_and_every_error_page_have_one_length_per_language() {
+        for l in LANGS.iter() {
+            let fp = "3F2A 9C1B 0D4E 7A62";
+            let sent = pad_answer(l, fp, render_sent(l, fp, "4829-1057-3366-2914"));
+            for k in ERROR_MESSAGES {
+                assert!(l.lookup(k).is_some(), "{k} in {}", l.code);
+                let error = pad_answer(l, fp, render_error(l, k));
+                assert_eq!(error.len(), sent.len(), "{k} in {}", l.code);
+            }
+            assert!(sent.trim_end().ends_with("</html>"));
+        }
     }
 }
