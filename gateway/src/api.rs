@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{HeaderMap, Request, StatusCode};
 
-use hotline_protocol::Envelope;
+use hotline_protocol::{Channel, Envelope, Reason};
 
 use crate::app::{App, Peer};
 use crate::error::ApiError;
@@ -50,17 +50,20 @@ pub async fn submit(app: &App, req: Request<Incoming>, peer: Peer) -> Result<Res
     http::require_cbor(req.headers())?;
     app.check_rate(peer)?;
     let idempotency_key = idempotency_key(req.headers())?;
-    let req_channel = channel(req.headers().get("hotline-channel"));
-    let body = http::read_body(req, app.limits.max_body_bytes, app.limits.body_timeout()).await?;
+    let channel = Channel::of_submission(
+        req.headers()
+            .get(hotline_protocol::headers::CHANNEL)
+            .map(HeaderValue::as_bytes),
+    );
+    let body = http::read_body(req, app.limits.max_body_bytes, app.limits.body_timeout).await?;
     let envelope = Envelope::decode(&body)?;
     if envelope.kid != app.keys.document.kid() {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_kid",
+            Reason::UnknownKid,
             "the report is sealed to a key this gateway does not serve; fetch /v1/key again",
         ));
     }
-    app.store_envelope(body.to_vec(), req_channel, idempotency_key)
+    app.store_envelope(body.to_vec(), channel, idempotency_key)
         .await
         .map(|answer| http::cbor(StatusCode::CREATED, answer.encode()))
 }
@@ -71,26 +74,15 @@ pub async fn receipt(app: &App, code: &str, peer: Peer) -> Result<Resp, ApiError
     Ok(http::cbor(StatusCode::OK, answer.encode()))
 }
 
-/// The channel of an API submission: `web` when the public form's script
-/// says it sealed the report in the browser, else `api`. Only these two
-/// values can come from a client, so the header cannot smuggle anything
-/// into the record.
-fn channel(header: Option<&HeaderValue>) -> &'static str {
-    match header.map(HeaderValue::as_bytes) {
-        Some(b"web") => "web",
-        _ => "api",
-    }
-}
-
 /// Parses `Idempotency-Key`: 128 random bits, base64url without padding.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<[u8; 16]>, ApiError> {
     use base64::Engine as _;
-    let Some(value) = headers.get("idempotency-key") else {
+    let Some(value) = headers.get(hotline_protocol::headers::IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
     let bad = || {
-        ApiError::bad_request(
-            "bad_idempotency_key",
+        ApiError::new(
+            Reason::BadIdempotencyKey,
             "Idempotency-Key must be 16 random bytes in base64url without padding",
         )
     };

@@ -6,10 +6,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hotline_protocol::{ReceiptAnswer, ReceiptCode, SubmitAnswer};
-use hotline_store::{Appended, NewRecord, ReceiptStatus, Store};
-use hyper::StatusCode;
-use ring::rand::{SecureRandom, SystemRandom};
+use hotline_protocol::{Channel, Reason, ReceiptAnswer, ReceiptCode, RecordId, SubmitAnswer};
+use hotline_store::{Appended, NewRecord, Store};
+use ring::rand::SystemRandom;
 
 use crate::auth::TokenHashes;
 use crate::config::LimitsConfig;
@@ -56,8 +55,7 @@ impl App {
     pub fn check_rate(&self, peer: Peer) -> Result<(), ApiError> {
         self.limiter.check(peer.ip).map_err(|wait| {
             ApiError::retry(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                Reason::RateLimited,
                 "too many requests from this address; please wait and send again",
                 wait.as_secs() + 1,
             )
@@ -68,7 +66,7 @@ impl App {
     pub async fn store_envelope(
         &self,
         envelope: Vec<u8>,
-        channel: &str,
+        channel: Channel,
         idempotency_key: Option<[u8; 16]>,
     ) -> Result<SubmitAnswer, ApiError> {
         let record = NewRecord {
@@ -76,8 +74,8 @@ impl App {
             receipt: ReceiptCode::generate(&self.rng)
                 .map_err(|_| ApiError::internal("random number generator failed"))?
                 .to_string(),
-            received_at: crate::unix_now(),
-            channel: channel.to_owned(),
+            received_at: hotline_protocol::time::unix_now(),
+            channel,
             envelope,
             idempotency_key,
         };
@@ -111,21 +109,11 @@ impl App {
                 store.receipt_status(&key)
             })
             .await?;
-        let answer = match status.filter(|_| valid) {
-            Some(ReceiptStatus::Queued) => ReceiptAnswer {
-                status: "queued".into(),
-                day: None,
-            },
-            Some(ReceiptStatus::Delivered { day }) => ReceiptAnswer {
-                status: "delivered".into(),
-                day: Some(u64::from(day)),
-            },
-            None => ReceiptAnswer {
-                status: "unknown".into(),
-                day: None,
-            },
-        };
-        Ok(answer)
+        Ok(if valid {
+            status
+        } else {
+            ReceiptAnswer::UNKNOWN
+        })
     }
 
     /// Runs a blocking store call off the async threads; `what` names the
@@ -142,12 +130,9 @@ impl App {
             .map_err(ApiError::from)
     }
 
-    fn new_id(&self) -> Result<String, ApiError> {
-        let mut raw = [0u8; 16];
-        self.rng
-            .fill(&mut raw)
-            .map_err(|_| ApiError::internal("random number generator failed"))?;
-        Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+    fn new_id(&self) -> Result<RecordId, ApiError> {
+        RecordId::generate(&self.rng)
+            .map_err(|_| ApiError::internal("random number generator failed"))
     }
 }
 

@@ -5,13 +5,9 @@
 use hyper::header::AUTHORIZATION;
 use hyper::HeaderMap;
 
-/// Hex SHA-256 of `bytes`.
+/// Hex SHA-256 of `bytes`: how a token's hash is written in the config.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
 /// Accepted token hashes.
@@ -50,6 +46,14 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_hashes_are_lower_case_hex() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn only_a_listed_token_is_allowed() {

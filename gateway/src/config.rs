@@ -1,24 +1,42 @@
-//! The gateway's configuration: one TOML file, every setting with a safe default.
+//! The gateway's configuration: one TOML file, read once into typed values.
 //!
-//! `check` explains every problem it finds at once, so an operator fixes the
-//! file in one pass instead of one restart per mistake.
+//! Every value is checked while it is deserialized (a token hash is 64 hex
+//! digits, a log level is a level, a size or duration lies within its
+//! bounds, the backend URL obeys one rule), so after [`Config::load`] the
+//! server uses the values as they are and parses nothing again. Each section
+//! has one `Default` (or, for `[forward]`, one constructor): the single
+//! source of defaults, which `setup` also uses to write the config it shows.
+//!
+//! `load` explains every problem at once, so an operator fixes the file in
+//! one pass instead of one restart per mistake: when the file does not
+//! deserialize, each setting is tried on its own to name every bad one.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+mod values;
+
+use values::{as_millis, as_secs, millis, secs, within};
+pub use values::{parse_sha256_hex, BackendUrl, LogLevel, LoopbackAddr, Sha256Hex};
+
+/// The largest valid envelope in bytes: a 64 KiB padded plaintext, its AEAD
+/// tag and framing (SPEC.md, size limits). A body limit below it would
+/// refuse valid reports.
+pub const LARGEST_ENVELOPE: u64 = hotline_protocol::MAX_ENVELOPE_LEN as u64;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where the store, the master key and the generated files live.
-    #[serde(default = "default_data_dir")]
+    /// Where the store lives.
+    #[serde(default = "Config::default_data_dir")]
     pub data_dir: PathBuf,
-    /// Log level: error, warn, info, debug or trace.
-    #[serde(default = "default_log_level")]
-    pub log_level: String,
+    /// Log level or tracing filter.
+    #[serde(default)]
+    pub log_level: LogLevel,
     /// Listening sockets and TLS.
     #[serde(default)]
     pub listen: Listen,
@@ -37,31 +55,40 @@ pub struct Config {
     #[serde(default)]
     pub metrics: MetricsConfig,
     /// Push delivery to the hotline's backend; without it, staff pull.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward: Option<ForwardConfig>,
 }
 
 /// Listening sockets.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Listen {
     /// The TLS listener for the public (TLS 1.3 and 1.2, HTTP/2 and HTTP/1.1).
-    #[serde(default = "default_tls_addr")]
     pub tls: SocketAddr,
     /// PEM certificate chain.
-    #[serde(default = "default_cert")]
     pub cert: PathBuf,
     /// PEM private key of the certificate.
-    #[serde(default = "default_cert_key")]
     pub cert_key: PathBuf,
     /// Optional plain-HTTP listener, for a TLS-terminating proxy or a Tor
-    /// onion service on the same host. Must be a loopback address.
-    #[serde(default)]
-    pub plain: Option<SocketAddr>,
+    /// onion service on the same host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain: Option<LoopbackAddr>,
 }
 
-/// The hotline's public key material, as the hotline hands it over.
-#[derive(Debug, Clone, Deserialize)]
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            tls: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            cert: PathBuf::from("tls/cert.pem"),
+            cert_key: PathBuf::from("tls/key.pem"),
+            plain: None,
+        }
+    }
+}
+
+/// The hotline's public key material, as the hotline hands it over. No
+/// defaults: an install names its files.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
     /// The signed key document (`hotline-staff keygen` writes it).
@@ -73,17 +100,16 @@ pub struct Keys {
 }
 
 /// Staff API access.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Staff {
-    /// SHA-256 hashes (hex) of the bearer tokens; the tokens themselves are
-    /// never stored on the gateway.
-    #[serde(default)]
-    pub token_sha256: Vec<String>,
+    /// SHA-256 hashes of the bearer tokens; the tokens themselves are never
+    /// stored on the gateway.
+    pub token_sha256: Vec<Sha256Hex>,
 }
 
 /// Which engine holds the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     /// redb: real fsync on every commit; the default.
@@ -94,275 +120,297 @@ pub enum Engine {
 }
 
 /// The durable queue.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// Storage engine.
-    #[serde(default)]
     pub engine: Engine,
     /// Refuse new reports (507) once the store reaches this many bytes.
-    #[serde(default = "default_max_store_bytes")]
+    #[serde(deserialize_with = "within::<4096, { u64::MAX }, _, _>")]
     pub max_bytes: u64,
     /// Reports waiting for the writer before new ones get 503.
-    #[serde(default = "default_commit_queue")]
+    #[serde(deserialize_with = "within::<1, { 1 << 20 }, _, _>")]
     pub commit_queue: usize,
     /// Most reports committed in one transaction.
-    #[serde(default = "default_max_batch")]
+    #[serde(deserialize_with = "within::<1, 65_536, _, _>")]
     pub max_batch: usize,
     /// Length of one key epoch in seconds: records received in the same
     /// epoch are sealed at rest under the same key.
-    #[serde(default = "default_epoch_secs")]
+    #[serde(deserialize_with = "within::<1, { 366 * DAY }, _, _>")]
     pub epoch_secs: u64,
     /// How long an epoch key outlives the end of its epoch once all its
     /// records are delivered (then it is destroyed: crypto-shredding); also
     /// how long an `Idempotency-Key` is remembered.
-    #[serde(default = "default_retention_secs")]
+    #[serde(deserialize_with = "within::<1, { 3660 * DAY }, _, _>")]
     pub retention_secs: u64,
     /// How often expired entries are purged and spent epoch keys destroyed.
-    #[serde(default = "default_shred_interval_secs")]
-    pub shred_interval_secs: u64,
-}
-
-/// Push delivery: the gateway POSTs each record to the hotline's backend.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForwardConfig {
-    /// The backend's URL: https, or http only to a loopback address.
-    pub backend_url: String,
-    /// PEM certificate(s) to trust for the backend; without it, the web PKI.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate chain for mutual TLS (with `client_key`).
-    #[serde(default)]
-    pub client_cert: Option<PathBuf>,
-    /// PEM private key of `client_cert`.
-    #[serde(default)]
-    pub client_key: Option<PathBuf>,
-    /// Most deliveries in flight at once.
-    #[serde(default = "default_forward_concurrency")]
-    pub concurrency: usize,
-    /// First retry delay after a failure, in milliseconds.
-    #[serde(default = "default_initial_backoff_ms")]
-    pub initial_backoff_ms: u64,
-    /// Longest retry delay, in seconds.
-    #[serde(default = "default_max_backoff_secs")]
-    pub max_backoff_secs: u64,
-    /// Seconds one delivery may take, connection included.
-    #[serde(default = "default_forward_timeout_secs")]
-    pub timeout_secs: u64,
-}
-
-/// Bounds on every input.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Largest request body in bytes.
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: usize,
-    /// Most request headers.
-    #[serde(default = "default_max_headers")]
-    pub max_headers: usize,
-    /// Largest total header size in bytes (HTTP/2 header list; HTTP/1 read buffer).
-    #[serde(default = "default_max_header_bytes")]
-    pub max_header_bytes: usize,
-    /// Seconds a client may take to send its request headers (also the idle
-    /// time allowed between requests on a kept-alive connection).
-    #[serde(default = "default_header_timeout")]
-    pub header_timeout_secs: u64,
-    /// Seconds a client may take to send a whole body.
-    #[serde(default = "default_body_timeout")]
-    pub body_timeout_secs: u64,
-    /// Seconds for a TLS handshake.
-    #[serde(default = "default_handshake_timeout")]
-    pub handshake_timeout_secs: u64,
-    /// Most open connections; further ones are closed at once.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
-    /// Reports per minute from one client (keyed hash of its address).
-    #[serde(default = "default_per_client_per_minute")]
-    pub per_client_per_minute: u32,
-    /// Burst allowance on top of the steady rate.
-    #[serde(default = "default_per_client_burst")]
-    pub per_client_burst: u32,
-    /// Buckets the keyed client hashes fall into: bounds the limiter's memory.
-    #[serde(default = "default_rate_buckets")]
-    pub rate_buckets: u32,
-}
-
-/// Who may read /metrics.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// SHA-256 (hex) of a bearer token for /metrics; without one, only
-    /// loopback clients may read it.
-    #[serde(default)]
-    pub token_sha256: Option<String>,
-}
-
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("hotline-data")
-}
-fn default_log_level() -> String {
-    "info".into()
-}
-fn default_tls_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8443))
-}
-fn default_cert() -> PathBuf {
-    PathBuf::from("tls/cert.pem")
-}
-fn default_cert_key() -> PathBuf {
-    PathBuf::from("tls/key.pem")
-}
-fn default_max_store_bytes() -> u64 {
-    1 << 30
-}
-fn default_commit_queue() -> usize {
-    4096
-}
-fn default_max_batch() -> usize {
-    512
-}
-fn default_epoch_secs() -> u64 {
-    86_400
-}
-fn default_retention_secs() -> u64 {
-    86_400
-}
-fn default_shred_interval_secs() -> u64 {
-    3_600
-}
-fn default_forward_concurrency() -> usize {
-    4
-}
-fn default_initial_backoff_ms() -> u64 {
-    500
-}
-fn default_max_backoff_secs() -> u64 {
-    300
-}
-fn default_forward_timeout_secs() -> u64 {
-    30
-}
-/// Room for the largest valid envelope: a 64 KiB padded plaintext, its AEAD
-/// tag and framing (SPEC.md, size limits).
-fn default_max_body() -> usize {
-    hotline_protocol::Limits::ENVELOPE.max_input
-}
-fn default_max_headers() -> usize {
-    32
-}
-fn default_max_header_bytes() -> usize {
-    16 * 1024
-}
-fn default_header_timeout() -> u64 {
-    10
-}
-fn default_body_timeout() -> u64 {
-    30
-}
-fn default_handshake_timeout() -> u64 {
-    10
-}
-fn default_max_connections() -> usize {
-    4096
-}
-fn default_per_client_per_minute() -> u32 {
-    30
-}
-fn default_per_client_burst() -> u32 {
-    20
-}
-fn default_rate_buckets() -> u32 {
-    16384
-}
-
-impl Default for Listen {
-    fn default() -> Self {
-        Listen {
-            tls: default_tls_addr(),
-            cert: default_cert(),
-            cert_key: default_cert_key(),
-            plain: None,
-        }
-    }
+    #[serde(
+        rename = "shred_interval_secs",
+        deserialize_with = "secs::<1, { 7 * DAY }, _>",
+        serialize_with = "as_secs"
+    )]
+    pub shred_interval: Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             engine: Engine::default(),
-            max_bytes: default_max_store_bytes(),
-            commit_queue: default_commit_queue(),
-            max_batch: default_max_batch(),
-            epoch_secs: default_epoch_secs(),
-            retention_secs: default_retention_secs(),
-            shred_interval_secs: default_shred_interval_secs(),
+            max_bytes: 1 << 30,
+            commit_queue: 4096,
+            max_batch: 512,
+            epoch_secs: DAY,
+            retention_secs: DAY,
+            shred_interval: Duration::from_secs(3600),
         }
     }
+}
+
+/// Bounds on every input.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body in bytes.
+    #[serde(deserialize_with = "within::<LARGEST_ENVELOPE, { 1 << 20 }, _, _>")]
+    pub max_body_bytes: usize,
+    /// Most request headers.
+    #[serde(deserialize_with = "within::<4, 200, _, _>")]
+    pub max_headers: usize,
+    /// Largest total header size in bytes (HTTP/2 header list; HTTP/1 read buffer).
+    #[serde(deserialize_with = "within::<4096, { 1 << 20 }, _, _>")]
+    pub max_header_bytes: usize,
+    /// Time a client may take to send its request headers (also the idle
+    /// time allowed between requests on a kept-alive connection).
+    #[serde(
+        rename = "header_timeout_secs",
+        deserialize_with = "secs::<1, 3600, _>",
+        serialize_with = "as_secs"
+    )]
+    pub header_timeout: Duration,
+    /// Time a client may take to send a whole body.
+    #[serde(
+        rename = "body_timeout_secs",
+        deserialize_with = "secs::<1, 3600, _>",
+        serialize_with = "as_secs"
+    )]
+    pub body_timeout: Duration,
+    /// Time for a TLS handshake.
+    #[serde(
+        rename = "handshake_timeout_secs",
+        deserialize_with = "secs::<1, 3600, _>",
+        serialize_with = "as_secs"
+    )]
+    pub handshake_timeout: Duration,
+    /// Most open connections; further ones are closed at once.
+    #[serde(deserialize_with = "within::<1, 1_000_000, _, _>")]
+    pub max_connections: usize,
+    /// Reports per minute from one client (keyed hash of its address).
+    #[serde(deserialize_with = "within::<1, 1_000_000, _, _>")]
+    pub per_client_per_minute: u32,
+    /// Burst allowance on top of the steady rate.
+    #[serde(deserialize_with = "within::<1, 1_000_000, _, _>")]
+    pub per_client_burst: u32,
+    /// Buckets the keyed client hashes fall into: bounds the limiter's memory.
+    #[serde(deserialize_with = "within::<16, { 1 << 20 }, _, _>")]
+    pub rate_buckets: u32,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            max_body_bytes: default_max_body(),
-            max_headers: default_max_headers(),
-            max_header_bytes: default_max_header_bytes(),
-            header_timeout_secs: default_header_timeout(),
-            body_timeout_secs: default_body_timeout(),
-            handshake_timeout_secs: default_handshake_timeout(),
-            max_connections: default_max_connections(),
-            per_client_per_minute: default_per_client_per_minute(),
-            per_client_burst: default_per_client_burst(),
-            rate_buckets: default_rate_buckets(),
+            max_body_bytes: hotline_protocol::Limits::ENVELOPE.max_input,
+            max_headers: 32,
+            max_header_bytes: 16 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            per_client_per_minute: 30,
+            per_client_burst: 20,
+            rate_buckets: 16384,
         }
     }
 }
 
-impl LimitsConfig {
-    /// Header read (and keep-alive idle) timeout.
-    pub fn header_timeout(&self) -> Duration {
-        Duration::from_secs(self.header_timeout_secs)
+/// Who may read /metrics.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// SHA-256 of a bearer token for /metrics; without one, only loopback
+    /// clients may read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<Sha256Hex>,
+}
+
+/// Push delivery: the gateway POSTs each record to the hotline's backend.
+/// `backend_url` has no default; [`ForwardConfig::new`] holds the others.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// The backend's URL: https, or http only to a loopback address.
+    pub backend_url: BackendUrl,
+    /// PEM certificate(s) to trust for the backend; without it, the web PKI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain for mutual TLS (with `client_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    /// Most deliveries in flight at once.
+    #[serde(
+        default = "ForwardConfig::default_concurrency",
+        deserialize_with = "within::<1, 64, _, _>"
+    )]
+    pub concurrency: usize,
+    /// First retry delay after a failure.
+    #[serde(
+        rename = "initial_backoff_ms",
+        default = "ForwardConfig::default_initial_backoff",
+        deserialize_with = "millis::<1, 3_600_000, _>",
+        serialize_with = "as_millis"
+    )]
+    pub initial_backoff: Duration,
+    /// Longest retry delay.
+    #[serde(
+        rename = "max_backoff_secs",
+        default = "ForwardConfig::default_max_backoff",
+        deserialize_with = "secs::<1, DAY, _>",
+        serialize_with = "as_secs"
+    )]
+    pub max_backoff: Duration,
+    /// Time one delivery may take, connection included.
+    #[serde(
+        rename = "timeout_secs",
+        default = "ForwardConfig::default_timeout",
+        deserialize_with = "secs::<1, 3600, _>",
+        serialize_with = "as_secs"
+    )]
+    pub timeout: Duration,
+}
+
+impl ForwardConfig {
+    /// Push delivery to `backend_url` with every other setting at its default.
+    pub fn new(backend_url: BackendUrl) -> ForwardConfig {
+        ForwardConfig {
+            backend_url,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            concurrency: Self::default_concurrency(),
+            initial_backoff: Self::default_initial_backoff(),
+            max_backoff: Self::default_max_backoff(),
+            timeout: Self::default_timeout(),
+        }
     }
-    /// Whole-body read timeout.
-    pub fn body_timeout(&self) -> Duration {
-        Duration::from_secs(self.body_timeout_secs)
+    fn default_concurrency() -> usize {
+        4
     }
-    /// TLS handshake timeout.
-    pub fn handshake_timeout(&self) -> Duration {
-        Duration::from_secs(self.handshake_timeout_secs)
+    fn default_initial_backoff() -> Duration {
+        Duration::from_millis(500)
+    }
+    fn default_max_backoff() -> Duration {
+        Duration::from_secs(300)
+    }
+    fn default_timeout() -> Duration {
+        Duration::from_secs(30)
     }
 }
+
+const DAY: u64 = 86_400;
+
+// ---------------------------------------------------------------------------
+// Loading.
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not valid configuration: {message}")]
+    /// The file is not TOML at all (the parser stops at the first error).
+    #[error("{path} is not valid TOML: {message}")]
     Parse { path: PathBuf, message: String },
+    /// Every problem found with the settings.
     #[error("{} problem(s) in the configuration:\n  - {}", .0.len(), .0.join("\n  - "))]
     Invalid(Vec<String>),
 }
 
+/// Settings that have no default, and a valid stand-in for each, so that
+/// any other setting can be tried on its own.
+const REQUIRED: [(&str, &str, &str); 4] = [
+    ("keys", "key_document", "k"),
+    ("keys", "signing_public_key", "s"),
+    ("keys", "master_key", "m"),
+    ("forward", "backend_url", "https://backend.invalid/"),
+];
+/// Sections that must be present.
+const REQUIRED_SECTIONS: [&str; 1] = ["keys"];
+
 impl Config {
-    /// Reads and parses `path`; relative paths inside are taken relative to
-    /// the file's folder so the config can move with its keys.
+    fn default_data_dir() -> PathBuf {
+        PathBuf::from("hotline-data")
+    }
+
+    /// A config with every default and the given key files.
+    pub fn new(keys: Keys) -> Config {
+        Config {
+            data_dir: Self::default_data_dir(),
+            log_level: LogLevel::default(),
+            listen: Listen::default(),
+            keys,
+            staff: Staff::default(),
+            store: StoreConfig::default(),
+            limits: LimitsConfig::default(),
+            metrics: MetricsConfig::default(),
+            forward: None,
+        }
+    }
+
+    /// Reads and checks `path`. Relative paths inside are taken relative to
+    /// the file's folder so the config can move with its keys. On failure
+    /// the error lists every problem: each bad setting, and the missing
+    /// files of the settings that were fine.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::from_toml(&text, base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// [`Config::load`] for text already in memory; `base` is the folder
+    /// relative paths start from.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
             message: e.to_string(),
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        config.resolve_paths(base);
-        Ok(config)
+        match deserialize(&table) {
+            Ok(mut config) => {
+                config.resolve_paths(base);
+                Ok(config)
+            }
+            Err(_) => {
+                let (usable, mut problems) = diagnose(&table);
+                if let Some(mut config) = usable {
+                    config.resolve_paths(base);
+                    problems.extend(config.problems());
+                }
+                Err(ConfigError::Invalid(problems))
+            }
+        }
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -387,237 +435,365 @@ impl Config {
         }
     }
 
-    /// Every problem found, in plain words; empty when the config is usable.
+    /// What the values alone cannot say: files that do not exist, settings
+    /// that go together. Empty when the config is usable.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        // A bare word would parse as a target name and silently log nothing
-        // useful, so it must be a level; directives (`warn,hotline_gateway=info`)
-        // go to the filter parser.
-        const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-        let level = self.log_level.trim();
-        let is_directive = level.contains('=') || level.contains(',');
-        if (!is_directive && !LEVELS.contains(&level.to_ascii_lowercase().as_str()))
-            || tracing_subscriber::EnvFilter::try_new(level).is_err()
-        {
-            p.push(format!(
-                "log_level {:?} is not one of error, warn, info, debug, trace (or a filter directive)",
-                self.log_level
-            ));
-        }
-        if let Some(plain) = self.listen.plain {
-            if !plain.ip().is_loopback() {
-                p.push(format!(
-                    "listen.plain = {plain} is not a loopback address: plain HTTP is only for a \
-                     proxy or onion service on this host"
-                ));
-            }
-        }
-        for (name, path) in [
+        let mut files = vec![
             ("keys.key_document", &self.keys.key_document),
             ("keys.signing_public_key", &self.keys.signing_public_key),
             ("keys.master_key", &self.keys.master_key),
             ("listen.cert", &self.listen.cert),
             ("listen.cert_key", &self.listen.cert_key),
-        ] {
+        ];
+        if let Some(f) = &self.forward {
+            files.extend(f.ca_file.iter().map(|p| ("forward.ca_file", p)));
+            files.extend(f.client_cert.iter().map(|p| ("forward.client_cert", p)));
+            files.extend(f.client_key.iter().map(|p| ("forward.client_key", p)));
+            if f.client_cert.is_some() != f.client_key.is_some() {
+                p.push("forward.client_cert and forward.client_key go together".into());
+            }
+        }
+        for (name, path) in files {
             if !path.is_file() {
                 p.push(format!("{name}: {} does not exist", path.display()));
             }
         }
-        for (i, h) in self.staff.token_sha256.iter().enumerate() {
-            if parse_sha256_hex(h).is_none() {
-                p.push(format!("staff.token_sha256[{i}] is not 64 hex digits"));
-            }
-        }
-        if let Some(h) = &self.metrics.token_sha256 {
-            if parse_sha256_hex(h).is_none() {
-                p.push("metrics.token_sha256 is not 64 hex digits".into());
-            }
-        }
-        let l = &self.limits;
-        let checks: [(bool, &str); 9] = [
-            (
-                l.max_body_bytes >= 65_626 && l.max_body_bytes <= 1 << 20,
-                "limits.max_body_bytes must be between 65626 (the largest valid envelope) and 1048576",
-            ),
-            (
-                (4..=200).contains(&l.max_headers),
-                "limits.max_headers must be between 4 and 200",
-            ),
-            (
-                l.max_header_bytes >= 4096,
-                "limits.max_header_bytes must be at least 4096",
-            ),
-            (
-                l.header_timeout_secs > 0,
-                "limits.header_timeout_secs must be > 0",
-            ),
-            (
-                l.body_timeout_secs > 0,
-                "limits.body_timeout_secs must be > 0",
-            ),
-            (l.max_connections > 0, "limits.max_connections must be > 0"),
-            (
-                l.per_client_per_minute > 0 && l.per_client_burst > 0,
-                "limits.per_client_per_minute and per_client_burst must be > 0",
-            ),
-            (
-                l.rate_buckets >= 16 && l.rate_buckets <= 1 << 20,
-                "limits.rate_buckets must be between 16 and 1048576",
-            ),
-            (
-                self.store.commit_queue > 0 && self.store.max_batch > 0,
-                "store.commit_queue and store.max_batch must be > 0",
-            ),
-        ];
-        p.extend(
-            checks
-                .iter()
-                .filter(|(ok, _)| !ok)
-                .map(|(_, msg)| (*msg).to_owned()),
-        );
-        let s = &self.store;
-        if s.epoch_secs == 0 || s.shred_interval_secs == 0 {
-            p.push("store.epoch_secs and store.shred_interval_secs must be > 0".into());
-        }
-        if let Some(f) = &self.forward {
-            p.extend(f.problems());
+        // Behind a proxy or onion service every client is loopback, and
+        // loopback may read /metrics without a token.
+        if self.listen.plain.is_some() && self.metrics.token_sha256.is_none() {
+            p.push("listen.plain is set but metrics.token_sha256 is not: behind a proxy or onion service every client comes from loopback, so /metrics would be open to anyone; set metrics.token_sha256 (docs/metrics.md)".into());
         }
         p
     }
 }
 
-impl ForwardConfig {
-    /// Every problem with the `[forward]` section.
-    pub fn problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
-        match self.backend_url.parse::<hyper::Uri>() {
-            Ok(uri) => match (uri.scheme_str(), uri.host()) {
-                (Some("https"), Some(_)) => {}
-                (Some("http"), Some(host)) => {
-                    let host = host.trim_start_matches('[').trim_end_matches(']');
-                    let loopback = host == "localhost"
-                        || host
-                            .parse::<std::net::IpAddr>()
-                            .is_ok_and(|ip| ip.is_loopback());
-                    if !loopback {
-                        p.push(format!(
-                            "forward.backend_url {:?}: plain http is allowed only to a loopback \
-                             address; use https",
-                            self.backend_url
-                        ));
+fn deserialize(table: &toml::Table) -> Result<Config, toml::de::Error> {
+    toml::Value::Table(table.clone()).try_into()
+}
+
+/// Names every bad setting by trying each one on its own (with stand-ins
+/// for the settings that have no default), then reads what is left: a
+/// config good enough to check its files, or `None` when a required
+/// setting is missing.
+fn diagnose(table: &toml::Table) -> (Option<Config>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut rest = table.clone();
+    for (key, value) in table {
+        match value.as_table() {
+            Some(section) if is_section(key) => {
+                for (name, value) in section {
+                    let path = format!("{key}.{name}");
+                    if let Some(problem) = try_alone(Some(key), name, value, &path) {
+                        problems.push(problem);
+                        if let Some(s) = rest.get_mut(key).and_then(|s| s.as_table_mut()) {
+                            s.remove(name);
+                        }
                     }
                 }
-                _ => p.push(format!(
-                    "forward.backend_url {:?} is not an https:// URL",
-                    self.backend_url
-                )),
-            },
-            Err(_) => p.push(format!(
-                "forward.backend_url {:?} is not a URL",
-                self.backend_url
-            )),
-        }
-        for (name, path) in [
-            ("forward.ca_file", &self.ca_file),
-            ("forward.client_cert", &self.client_cert),
-            ("forward.client_key", &self.client_key),
-        ] {
-            if let Some(path) = path {
-                if !path.is_file() {
-                    p.push(format!("{name}: {} does not exist", path.display()));
+            }
+            _ => {
+                if let Some(problem) = try_alone(None, key, value, key) {
+                    problems.push(problem);
+                    rest.remove(key);
                 }
             }
         }
-        if self.client_cert.is_some() != self.client_key.is_some() {
-            p.push("forward.client_cert and forward.client_key go together".into());
+    }
+    let mut complete = true;
+    for (section, name, _) in REQUIRED {
+        let present = rest.get(section).and_then(|s| s.as_table());
+        let required = REQUIRED_SECTIONS.contains(&section) || present.is_some();
+        let given = table
+            .get(section)
+            .and_then(|s| s.as_table())
+            .is_some_and(|s| s.contains_key(name));
+        if required && !given {
+            problems.push(format!("{section}.{name} is required"));
         }
-        if !(1..=64).contains(&self.concurrency) {
-            p.push("forward.concurrency must be between 1 and 64".into());
+        if required && !present.is_some_and(|s| s.contains_key(name)) {
+            complete = false;
         }
-        if self.initial_backoff_ms == 0 || self.max_backoff_secs == 0 || self.timeout_secs == 0 {
-            p.push(
-                "forward.initial_backoff_ms, max_backoff_secs and timeout_secs must be > 0".into(),
-            );
+    }
+    if !complete {
+        return (None, problems);
+    }
+    match deserialize(&rest) {
+        Ok(config) => (Some(config), problems),
+        Err(e) => {
+            problems.push(e.message().to_owned());
+            (None, problems)
         }
-        p
     }
 }
 
-/// Parses 64 hex digits into a SHA-256 digest.
-pub fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
-    let s = s.trim();
-    // `from_str_radix` alone would take a sign: "+f" is 15.
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+/// True for the names of the config's sections (tables of settings).
+fn is_section(key: &str) -> bool {
+    [
+        "listen", "keys", "staff", "store", "limits", "metrics", "forward",
+    ]
+    .contains(&key)
+}
+
+/// Deserializes a config holding only this one setting (and stand-ins);
+/// returns the problem with it, if any. A list is tried item by item too,
+/// to say which item is bad.
+fn try_alone(section: Option<&str>, name: &str, value: &toml::Value, path: &str) -> Option<String> {
+    let trial = |value: toml::Value| -> Result<(), String> {
+        let mut table = toml::Table::new();
+        for (s, n, stand_in) in REQUIRED {
+            if REQUIRED_SECTIONS.contains(&s) || Some(s) == section {
+                let slot = table
+                    .entry(s)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let Some(t) = slot.as_table_mut() {
+                    t.insert(n.to_owned(), toml::Value::String(stand_in.to_owned()));
+                }
+            }
+        }
+        let slot = match section {
+            Some(s) => table
+                .entry(s)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut(),
+            None => Some(&mut table),
+        };
+        if let Some(slot) = slot {
+            slot.insert(name.to_owned(), value);
+        }
+        deserialize(&table)
+            .map(drop)
+            .map_err(|e| e.message().to_owned())
+    };
+    let message = trial(value.clone()).err()?;
+    if let Some(items) = value.as_array() {
+        let bad: Vec<String> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                trial(toml::Value::Array(vec![item.clone()]))
+                    .err()
+                    .map(|m| format!("{path}[{i}]: {m}"))
+            })
+            .collect();
+        if !bad.is_empty() {
+            return Some(bad.join("; "));
+        }
     }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    Some(format!("{path}: {message}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const KEYS: &str = "[keys]\nkey_document='k'\nsigning_public_key='s'\nmaster_key='m'\n";
+
+    fn parse(text: &str) -> Result<Config, Vec<String>> {
+        match Config::from_toml(text, Path::new("/nowhere")) {
+            Ok(c) => Ok(c),
+            Err(ConfigError::Invalid(p)) => Err(p),
+            Err(e) => Err(vec![e.to_string()]),
+        }
+    }
+
     #[test]
     fn minimal_config_gets_safe_defaults_and_lists_missing_files() {
-        let c: Config = toml::from_str(
-            "[keys]\nkey_document='k.cbor'\nsigning_public_key='s.pem'\nmaster_key='m.key'\n",
-        )
-        .unwrap();
+        let c = parse(KEYS).unwrap();
         assert_eq!(c.limits.max_body_bytes, 67_584);
         assert_eq!(c.store.engine, Engine::Redb);
+        let mut expected = Config::new(Keys {
+            key_document: "k".into(),
+            signing_public_key: "s".into(),
+            master_key: "m".into(),
+        });
+        expected.resolve_paths(Path::new("/nowhere"));
+        assert_eq!(c, expected);
         let problems = c.problems();
         assert!(problems.iter().any(|p| p.contains("keys.master_key")));
     }
 
     #[test]
     fn forward_section_is_checked() {
-        let base = "[keys]\nkey_document='k'\nsigning_public_key='s'\nmaster_key='m'\n";
-        let parse = |extra: &str| -> Config { toml::from_str(&format!("{base}{extra}")).unwrap() };
-        let forward_problems = |c: &Config| {
-            c.problems()
+        let forward_problems = |extra: &str| -> Vec<String> {
+            let problems = match parse(&format!("{KEYS}{extra}")) {
+                Ok(c) => c.problems(),
+                Err(p) => p,
+            };
+            problems
                 .into_iter()
                 .filter(|p| p.starts_with("forward"))
-                .collect::<Vec<_>>()
+                .collect()
         };
-        let c = parse("[forward]\nbackend_url='https://hotline.example/in'\n");
+        let c = parse(&format!(
+            "{KEYS}[forward]\nbackend_url='https://hotline.example/in'\n"
+        ))
+        .unwrap();
         let f = c.forward.as_ref().unwrap();
         assert_eq!(
-            (f.concurrency, f.max_backoff_secs, f.initial_backoff_ms),
-            (4, 300, 500)
+            (f.concurrency, f.max_backoff, f.initial_backoff),
+            (4, Duration::from_secs(300), Duration::from_millis(500))
         );
-        assert!(forward_problems(&c).is_empty());
+        assert_eq!(f.backend_url.origin(), "https://hotline.example");
+        assert_eq!(f.backend_url.path(), "/in");
         assert!(
-            forward_problems(&parse("[forward]\nbackend_url='http://127.0.0.1:9/x'\n")).is_empty()
+            forward_problems("[forward]\nbackend_url='https://hotline.example/in'\n").is_empty()
         );
-        let p = forward_problems(&parse("[forward]\nbackend_url='http://10.0.0.1/x'\n"));
+        assert!(forward_problems("[forward]\nbackend_url='http://127.0.0.1:9/x'\n").is_empty());
+        let p = forward_problems("[forward]\nbackend_url='http://10.0.0.1/x'\n");
         assert!(p.iter().any(|p| p.contains("loopback")), "{p:?}");
-        let p = forward_problems(&parse(
+        let p = forward_problems("[forward]\nbackend_url='ftp://h/x'\n");
+        assert!(p.iter().any(|p| p.contains("https://")), "{p:?}");
+        let p = forward_problems(
             "[forward]\nbackend_url='https://h/'\nclient_cert='c.pem'\nconcurrency=0\n",
-        ));
+        );
         assert!(p.iter().any(|p| p.contains("go together")), "{p:?}");
         assert!(p.iter().any(|p| p.contains("client_cert")), "{p:?}");
         assert!(p.iter().any(|p| p.contains("concurrency")), "{p:?}");
-        assert!(parse("").forward.is_none());
+        let p = forward_problems("[forward]\nconcurrency=2\n");
+        assert_eq!(p, ["forward.backend_url is required"]);
+        assert!(parse(KEYS).unwrap().forward.is_none());
     }
 
     #[test]
     fn plain_http_must_be_loopback() {
-        let c: Config = toml::from_str(
-            "[listen]\nplain='0.0.0.0:8080'\n[keys]\nkey_document='k'\nsigning_public_key='s'\nmaster_key='m'\n",
-        )
-        .unwrap();
-        assert!(c.problems().iter().any(|p| p.contains("loopback")));
+        let p = parse(&format!("[listen]\nplain='0.0.0.0:8080'\n{KEYS}")).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("listen.plain") && p.contains("loopback")),
+            "{p:?}"
+        );
+        let c = parse(&format!("[listen]\nplain='127.0.0.1:8080'\n{KEYS}")).unwrap();
+        assert_eq!(
+            c.listen.plain.map(LoopbackAddr::addr),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
     }
 
     #[test]
-    fn a_token_hash_is_64_hex_digits_and_nothing_else() {
-        assert_eq!(parse_sha256_hex(&"aB".repeat(32)), Some([0xab; 32]));
-        // A sign is not a digit (the `config` fuzz target checks this too).
-        assert_eq!(parse_sha256_hex(&"+f".repeat(32)), None);
-        assert_eq!(parse_sha256_hex(&"ab".repeat(31)), None);
+    fn every_bad_setting_is_named_at_once_and_none_is_replaced() {
+        let p = parse(&format!(
+            "log_level='loud'\ncolour=true\n[limits]\nmax_headers=1\nbody_timeout_secs=0\n\
+             max_connections='many'\n[staff]\ntoken_sha256=['{}', 'beef']\n\
+             [metrics]\ntoken_sha256='xyz'\n{KEYS}",
+            "ab".repeat(32)
+        ))
+        .unwrap_err();
+        for needle in [
+            "log_level: \"loud\" is not one of",
+            "colour: unknown field",
+            "limits.max_headers: 1 is not between 4 and 200",
+            "limits.body_timeout_secs: 0 is not between 1 and 3600",
+            "limits.max_connections: invalid type",
+            "staff.token_sha256[1]: is not 64 hex digits",
+            "metrics.token_sha256: is not 64 hex digits",
+            // The settings that were fine are still checked against the disk.
+            "keys.master_key: /nowhere/m does not exist",
+        ] {
+            assert!(
+                p.iter().any(|p| p.starts_with(needle)),
+                "no {needle:?} in {p:?}"
+            );
+        }
+        // 7 bad settings, then 5 files of the usable rest.
+        assert_eq!(p.len(), 7 + 5, "{p:#?}");
+        let missing = parse("[keys]\nkey_document='k'\n").unwrap_err();
+        assert_eq!(
+            missing,
+            [
+                "keys.signing_public_key is required",
+                "keys.master_key is required"
+            ]
+        );
+        assert!(parse("data_dir = [").unwrap_err()[0].contains("not valid TOML"));
+    }
+
+    #[test]
+    fn typed_values_are_read_once() {
+        let hash = "0f".repeat(32);
+        let c = parse(&format!(
+            "log_level='warn,hotline_gateway=debug'\n[staff]\ntoken_sha256=['{hash}']\n\
+             [metrics]\ntoken_sha256=' {hash} '\n{KEYS}"
+        ))
+        .unwrap();
+        assert_eq!(c.staff.token_sha256, [Sha256Hex([0x0f; 32])]);
+        assert_eq!(c.metrics.token_sha256, Some(Sha256Hex([0x0f; 32])));
+        assert_eq!(
+            String::from(c.log_level.clone()),
+            "warn,hotline_gateway=debug"
+        );
+        let filter = c.log_level.filter().to_string();
+        assert!(
+            filter.contains("hotline_gateway=debug") && filter.contains("warn"),
+            "{filter}"
+        );
+        assert!("INFO".parse::<LogLevel>().is_ok());
+        assert!("".parse::<LogLevel>().is_err());
+        assert!("hotline_gateway=loud".parse::<LogLevel>().is_err());
+    }
+
+    /// Every setting, with a value other than its default where it can.
+    fn full() -> Config {
+        let mut c = Config::new(Keys {
+            key_document: "/k".into(),
+            signing_public_key: "/s".into(),
+            master_key: "/m".into(),
+        });
+        c.data_dir = "/d".into();
+        c.listen.plain =
+            Some(LoopbackAddr::try_from("127.0.0.1:8080".parse::<SocketAddr>().unwrap()).unwrap());
+        c.listen.cert = "/c".into();
+        c.listen.cert_key = "/ck".into();
+        c.staff.token_sha256 = vec![Sha256Hex([1; 32])];
+        c.metrics.token_sha256 = Some(Sha256Hex([2; 32]));
+        let mut f = ForwardConfig::new("https://h.example:9443/in?x=1".parse().unwrap());
+        f.ca_file = Some("/ca".into());
+        f.client_cert = Some("/cc".into());
+        f.client_key = Some("/ck".into());
+        c.forward = Some(f);
+        c
+    }
+
+    /// The dotted name of every setting.
+    pub(crate) fn setting_names() -> Vec<String> {
+        let value = toml::Value::try_from(full()).unwrap();
+        let mut names = Vec::new();
+        for (k, v) in value.as_table().unwrap() {
+            match v.as_table() {
+                Some(t) if is_section(k) => names.extend(t.keys().map(|n| format!("{k}.{n}"))),
+                _ => names.push(k.clone()),
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn what_is_written_reads_back_the_same() {
+        let c = full();
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(parse(&text).unwrap(), c, "{text}");
+        assert_eq!(setting_names().len(), 36);
+    }
+
+    #[test]
+    fn docs_name_every_setting_and_no_other() {
+        let docs = include_str!("../../docs/configuration.md");
+        let names = setting_names();
+        for name in &names {
+            assert!(
+                docs.contains(&format!("`{name}`")),
+                "docs/configuration.md lacks `{name}`"
+            );
+        }
+        // Each row of the settings table names known settings only.
+        for row in docs.lines().filter(|l| l.starts_with("| `")) {
+            let first = row.split('|').nth(1).unwrap_or("");
+            for name in first.split('`').skip(1).step_by(2) {
+                assert!(
+                    names.iter().any(|n| n == name),
+                    "docs name an unknown setting `{name}`"
+                );
+            }
+        }
     }
 }

@@ -1,8 +1,9 @@
-//! Rejections: each one a status, a stable machine-readable reason and a
-//! sentence, sent as the protocol's CBOR error body and counted in /metrics.
+//! Rejections: each one a protocol [`Reason`] (which knows its HTTP status),
+//! a sentence, and for a burst a Retry-After, sent as the protocol's CBOR
+//! error body and counted in /metrics under the reason's name.
 
 use bytes::Bytes;
-use hotline_protocol::{DecodeError, ErrorBody};
+use hotline_protocol::{DecodeError, ErrorBody, Reason};
 use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
@@ -10,10 +11,8 @@ use hyper::{Response, StatusCode};
 /// A rejected request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// The reason, listed in SPEC.md.
-    pub reason: &'static str,
+    /// The reason, listed in SPEC.md with its status.
+    pub reason: Reason,
     /// A sentence for people.
     pub message: String,
     /// Seconds to wait before trying again, for 429 and 503.
@@ -22,9 +21,8 @@ pub struct ApiError {
 
 impl ApiError {
     /// A rejection without Retry-After.
-    pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             reason,
             message: message.into(),
             retry_after: None,
@@ -32,46 +30,39 @@ impl ApiError {
     }
 
     /// A rejection the client should retry after `secs` seconds.
-    pub fn retry(status: StatusCode, reason: &'static str, message: &str, secs: u64) -> Self {
+    pub fn retry(reason: Reason, message: &str, secs: u64) -> Self {
         ApiError {
             retry_after: Some(secs.max(1)),
-            ..ApiError::new(status, reason, message)
+            ..ApiError::new(reason, message)
         }
     }
 
-    /// 400 for a request the gateway cannot parse.
-    pub fn bad_request(reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, reason, message)
+    /// The HTTP status: the one the protocol gives the reason.
+    pub fn status(&self) -> StatusCode {
+        // Every Reason's status is a valid code (a protocol unit test checks
+        // they are 400 to 599).
+        StatusCode::from_u16(self.reason.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// 404.
     pub fn not_found() -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+        ApiError::new(Reason::NotFound, "no such resource")
     }
 
     /// 401 for the staff API.
     pub fn unauthenticated() -> Self {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "a valid bearer token is required",
-        )
+        ApiError::new(Reason::Unauthenticated, "a valid bearer token is required")
     }
 
     /// 405: the path exists, the method does not (the caller adds `Allow`).
     pub fn method_not_allowed() -> Self {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "this method is not allowed here",
-        )
+        ApiError::new(Reason::MethodNotAllowed, "this method is not allowed here")
     }
 
     /// 503 when the writer's queue is full: a burst, worth retrying soon.
     pub fn overloaded() -> Self {
         ApiError::retry(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            Reason::Overloaded,
             "the gateway is busy; please send again shortly",
             2,
         )
@@ -79,14 +70,15 @@ impl ApiError {
 
     /// 500 for a failure of the gateway itself (a dead task, no randomness).
     pub fn internal(message: &str) -> Self {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        ApiError::new(Reason::Internal, message)
     }
 
     /// The response carrying this error.
     pub fn into_response(self) -> Response<Full<Bytes>> {
+        let status = self.status();
         let body = ErrorBody::new(self.reason, self.message).encode();
         let mut resp = Response::new(Full::new(Bytes::from(body)));
-        *resp.status_mut() = self.status;
+        *resp.status_mut() = status;
         resp.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static(hotline_protocol::MEDIA_TYPE),
@@ -105,15 +97,13 @@ impl From<hotline_store::StoreError> for ApiError {
     fn from(e: hotline_store::StoreError) -> Self {
         match e {
             hotline_store::StoreError::Full => ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "storage_full",
+                Reason::StorageFull,
                 "the gateway's storage is full; the operator has been told",
             ),
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::retry(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
+                    Reason::StoreUnavailable,
                     "the report could not be stored; please send again",
                     5,
                 )
@@ -123,16 +113,48 @@ impl From<hotline_store::StoreError> for ApiError {
 }
 
 impl From<DecodeError> for ApiError {
-    /// Well-formed messages of another version or suite are 422; anything
-    /// else that does not decode is 400.
+    /// The decoder's reason, with its status: 422 for well-formed messages
+    /// of another version or suite, 413 for too much input, else 400.
     fn from(e: DecodeError) -> Self {
-        let status = match e {
-            DecodeError::UnsupportedSuite(_) | DecodeError::UnsupportedVersion(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            DecodeError::InputTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::new(status, e.code(), e.to_string())
+        ApiError::new(e.code(), e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_is_the_reasons() {
+        let e = ApiError::overloaded();
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let resp = e.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[RETRY_AFTER], "2");
+        for r in Reason::ALL {
+            assert_eq!(ApiError::new(*r, "x").status().as_u16(), r.status());
+        }
+    }
+
+    #[test]
+    fn decode_errors_keep_their_status() {
+        let status = |e: DecodeError| ApiError::from(e).status();
+        assert_eq!(
+            status(DecodeError::UnsupportedSuite([9, 9, 9])),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(DecodeError::UnsupportedVersion(2)),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status(DecodeError::InputTooLarge { len: 9, limit: 1 }),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(status(DecodeError::Truncated), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status(DecodeError::MissingField("kid")),
+            StatusCode::BAD_REQUEST
+        );
     }
 }

@@ -30,9 +30,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hotline_client::transport::{Answer, Transport, TransportError};
+use hotline_https::{Answer, Transport, TransportError};
 use hotline_store::{Store, StoredRecord};
-use hyper::{Method, Uri};
+use hyper::header::CONTENT_TYPE;
+use hyper::Method;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -149,38 +150,23 @@ impl Forwarder {
         store: Arc<Store>,
         metrics: Arc<Metrics>,
     ) -> Result<Forwarder, GatewayError> {
-        let bad = |why: &str| {
-            GatewayError::Config(crate::config::ConfigError::Invalid(vec![format!(
-                "forward.backend_url {:?}: {why}",
-                config.backend_url
-            )]))
-        };
-        let uri: Uri = config.backend_url.parse().map_err(|_| bad("not a URL"))?;
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-            return Err(bad("needs a scheme and a host"));
-        };
-        let path = uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "/".to_owned());
         let client = match (&config.client_cert, &config.client_key) {
             (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
             _ => None,
         };
         let transport = Transport::with_client_cert(
-            &format!("{scheme}://{authority}"),
+            config.backend_url.origin(),
             config.ca_file.as_deref(),
             client,
         )
         .map_err(|e| GatewayError::Tls(format!("forward: {e}")))?
-        .timeout(Duration::from_secs(config.timeout_secs.max(1)));
+        .timeout(config.timeout);
         Ok(Forwarder {
             transport,
-            path,
-            concurrency: config.concurrency.clamp(1, 64),
-            initial_backoff: Duration::from_millis(config.initial_backoff_ms.max(1)),
-            max_backoff: Duration::from_secs(config.max_backoff_secs.max(1)),
+            path: config.backend_url.path().to_owned(),
+            concurrency: config.concurrency,
+            initial_backoff: config.initial_backoff,
+            max_backoff: config.max_backoff,
             store,
             metrics,
             rng: SystemRandom::new(),
@@ -342,7 +328,8 @@ impl Forwarder {
     /// Deletes delivered records in one commit; returns them back if the
     /// store failed (they are sent again, and the backend dedupes).
     async fn remove_delivered(&self, delivered: Vec<Item>) -> Vec<Item> {
-        let ids: Vec<String> = delivered.iter().map(|i| i.record.id.clone()).collect();
+        let ids: Vec<hotline_protocol::RecordId> =
+            delivered.iter().map(|i| i.record.id.clone()).collect();
         let n = ids.len() as u64;
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.delete(&ids)).await {
@@ -392,19 +379,9 @@ async fn deliver(
     path: &str,
     record: &StoredRecord,
 ) -> Result<Answer, TransportError> {
-    let received_at = record.received_at.to_string();
-    let mut headers = vec![
-        ("content-type", hotline_protocol::MEDIA_TYPE),
-        ("idempotency-key", record.id.as_str()),
-        ("hotline-received-at", received_at.as_str()),
-    ];
-    if record
-        .channel
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        headers.push(("hotline-channel", record.channel.as_str()));
-    }
+    let push = hotline_protocol::headers::push(&record.id, record.received_at, record.channel);
+    let mut headers = vec![(CONTENT_TYPE.as_str(), hotline_protocol::MEDIA_TYPE)];
+    headers.extend(push.iter().map(|(k, v)| (*k, v.as_str())));
     transport
         .send(Method::POST, path, &headers, record.envelope.clone())
         .await
@@ -434,9 +411,13 @@ mod tests {
         for s in [401, 403, 408, 429, 500, 502, 503, 302] {
             assert!(matches!(classify(&answer(s, b"")), Outcome::Retry { .. }));
         }
-        let body = hotline_protocol::ErrorBody::new("bad_envelope", "does not open").encode();
+        let body = hotline_protocol::ErrorBody::new(
+            hotline_protocol::Reason::Undecryptable,
+            "does not open",
+        )
+        .encode();
         match classify(&answer(422, &body)) {
-            Outcome::Permanent(r) => assert!(r.contains("bad_envelope"), "{r}"),
+            Outcome::Permanent(r) => assert!(r.contains("undecryptable"), "{r}"),
             other => panic!("{other:?}"),
         }
     }

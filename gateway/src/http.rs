@@ -12,6 +12,8 @@ use hyper::header::{
 };
 use hyper::{HeaderMap, Request, Response, StatusCode};
 
+use hotline_protocol::Reason;
+
 use crate::error::ApiError;
 
 /// Every answer the gateway builds: a whole body in memory.
@@ -123,8 +125,7 @@ pub fn require_cbor(headers: &HeaderMap) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "wrong_media_type",
+            Reason::WrongMediaType,
             "send the envelope as application/cbor",
         ))
     }
@@ -138,8 +139,7 @@ pub async fn read_body(
 ) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            Reason::BodyTooLarge,
             format!("the body is larger than {max} bytes"),
         )
     };
@@ -154,8 +154,7 @@ pub async fn read_body(
     let collect = Limited::new(req.into_body(), max).collect();
     match tokio::time::timeout(timeout, collect).await {
         Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
+            Reason::BodyTimeout,
             "the body took too long to arrive",
         )),
         Ok(Err(e))
@@ -164,8 +163,8 @@ pub async fn read_body(
         {
             Err(too_large())
         }
-        Ok(Err(_)) => Err(ApiError::bad_request(
-            "body_incomplete",
+        Ok(Err(_)) => Err(ApiError::new(
+            Reason::BodyIncomplete,
             "the body was cut short",
         )),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),

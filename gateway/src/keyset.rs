@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use hotline_protocol::{KeyDocument, VerifyingKey};
+use hotline_protocol::{KeyAnswer, KeyDocument, VerifyingKey};
 
 use crate::config::Keys;
 use crate::GatewayError;
@@ -33,51 +33,20 @@ impl KeySet {
         let signing = VerifyingKey::from_pem(&pem).map_err(|e| {
             GatewayError::Keys(format!("{}: {e}", keys.signing_public_key.display()))
         })?;
-        let document = KeyDocument::verify(&signed, &signing, crate::unix_now())
-            .map_err(|e| GatewayError::Keys(format!("{}: {e}", keys.key_document.display())))?;
+        let bad = |e: &dyn std::fmt::Display| {
+            GatewayError::Keys(format!("{}: {e}", keys.key_document.display()))
+        };
+        let answer = KeyAnswer::decode(&signed).map_err(|e| bad(&e))?;
+        let document = answer
+            .verify(&signing, hotline_protocol::time::unix_now())
+            .map_err(|e| bad(&e))?;
         Ok(KeySet {
             document,
-            signed: with_signer(&signed, &signing),
+            // Served with `signer`, so a client that pinned only the signing
+            // key's fingerprint can check it (SPEC.md section 10).
+            signed: answer.with_signer(signing).encode(),
             signing,
         })
-    }
-}
-
-/// The answer to `GET /v1/key`: the signed document's `key` and `sig`, plus
-/// `signer`, the raw 32-byte signing public key, so a client that pinned only
-/// the key's fingerprint can check the fingerprint and then the signature
-/// (hotline-client's `key` module). Readers skip unknown fields, so this is
-/// an extension of v1, not a change.
-fn with_signer(signed: &[u8], signing: &VerifyingKey) -> Vec<u8> {
-    use hotline_protocol::cbor::{Limits, Reader, Writer};
-    let mut r = match Reader::new(signed, Limits::ENVELOPE) {
-        Ok(r) => r,
-        Err(_) => return signed.to_vec(),
-    };
-    let (mut key, mut sig) = (None, None);
-    let parsed = r.for_each_entry("key document", |r, k| {
-        match k {
-            "key" => key = Some(r.bytes("key")?),
-            "sig" => sig = Some(r.bytes("sig")?),
-            _ => {
-                r.raw_value()?;
-            }
-        }
-        Ok(())
-    });
-    match (parsed, key, sig) {
-        (Ok(()), Some(key), Some(sig)) => {
-            let mut w = Writer::new();
-            w.map(3)
-                .text("key")
-                .bytes(key)
-                .text("sig")
-                .bytes(sig)
-                .text("signer")
-                .bytes(&signing.0);
-            w.into_bytes()
-        }
-        _ => signed.to_vec(),
     }
 }
 

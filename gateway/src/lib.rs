@@ -1,8 +1,10 @@
 //! The hotline report gateway: TLS intake of sealed reports into a durable,
 //! encrypted queue, and the API the hotline uses to take them out.
 //!
-//! The binary in `main.rs` is a thin shell over [`run`], [`setup::install`]
-//! and [`config::Config`], so tests and tools can drive the same code.
+//! The binary in `main.rs` is a thin shell over [`run`] (or [`Gateway::bind`]
+//! then [`Gateway::serve`]), [`setup::install`] and [`config::Config`], so
+//! tests and tools drive the same code in-process: bind `127.0.0.1:0`, learn
+//! the port, serve until a future of their choosing completes.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -11,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod hardening;
 pub mod http;
 pub mod keyset;
 pub mod metrics;
@@ -24,7 +27,6 @@ pub mod tls;
 pub mod web;
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use error::ApiError;
 
@@ -53,12 +55,4 @@ pub enum GatewayError {
     },
 }
 
-/// Seconds since the Unix epoch; 0 if the clock is before 1970.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-pub use server::run;
+pub use server::{run, Gateway};

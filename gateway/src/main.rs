@@ -141,10 +141,10 @@ fn check(path: PathBuf) -> Result<(), String> {
 }
 
 fn serve(config: Config) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Before any key is read: no core dump, no ptrace by the same user.
+    hotline_gateway::hardening::forbid_core_dumps().map_err(|e| e.to_string())?;
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(config.log_level.filter())
         .with_target(false)
         .with_writer(std::io::stderr)
         // Colour only on a terminal: journald and log files get plain text.
@@ -154,7 +154,28 @@ fn serve(config: Config) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime
-        .block_on(hotline_gateway::run(config))
-        .map_err(|e| e.to_string())
+    runtime.block_on(async {
+        // Installed before the sockets are bound, so a SIGTERM sent as
+        // soon as the gateway says it listens is never lost.
+        let stop = stop_signal()?;
+        hotline_gateway::run(config, stop)
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Completes on the first SIGTERM or SIGINT: the daemon then drains and
+/// exits 0.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

@@ -1,6 +1,17 @@
 //! Prometheus metrics. Only counts and sizes: no addresses, ids, receipts or
 //! report bytes ever become a label.
+//!
+//! The counters that say what kind of request a client made (by route and
+//! status, by rejection reason, reports accepted) are served from a snapshot
+//! renewed at most once per [`COARSE_PERIOD`], so whoever reads /metrics
+//! cannot tell which request a connection they watched was, to better than
+//! that period. The gauges and delivery counters operators alert on stay
+//! live (docs/metrics.md says what they still show).
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hotline_protocol::Reason;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,10 +30,41 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+/// Why a connection was closed before it carried a request: counted under
+/// `hotline_rejections_total` beside the protocol's reasons, but never sent
+/// to a client, so not a [`Reason`] and not in SPEC.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionRejection {
+    /// The TLS handshake failed.
+    TlsHandshake,
+    /// The TLS handshake did not finish in time.
+    TlsHandshakeTimeout,
+}
+
+impl ConnectionRejection {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionRejection::TlsHandshake => "tls_handshake",
+            ConnectionRejection::TlsHandshakeTimeout => "tls_handshake_timeout",
+        }
+    }
+}
+
+/// How long the per-route and per-reason counters are served unchanged:
+/// the time resolution anyone reading /metrics gets on what clients did.
+pub const COARSE_PERIOD: Duration = Duration::from_secs(300);
+
 /// Every metric the gateway exports.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Gauges and counters rendered at each scrape.
     registry: Registry,
+    /// Requests by route and status, rejections, reports accepted: rendered
+    /// into `snapshot` at most once per [`COARSE_PERIOD`].
+    coarse: Registry,
+    /// When `coarse` was last rendered, and the text.
+    snapshot: Mutex<Option<(Instant, String)>>,
     requests: Family<RouteLabels, Counter>,
     rejections: Family<ReasonLabels, Counter>,
     accepted: Counter,
@@ -41,6 +83,7 @@ impl Metrics {
     /// Registers all metrics.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("hotline");
+        let mut coarse = Registry::with_prefix("hotline");
         let requests = Family::<RouteLabels, Counter>::default();
         let rejections = Family::<ReasonLabels, Counter>::default();
         let accepted = Counter::default();
@@ -50,17 +93,17 @@ impl Metrics {
         let commit_batch = Histogram::new(exponential_buckets(1.0, 2.0, 11));
         let commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let refused_connections = Counter::default();
-        registry.register(
+        coarse.register(
             "requests",
             "HTTP requests by route and status",
             requests.clone(),
         );
-        registry.register(
+        coarse.register(
             "rejections",
             "Rejected requests by reason",
             rejections.clone(),
         );
-        registry.register(
+        coarse.register(
             "reports_accepted",
             "Reports stored durably",
             accepted.clone(),
@@ -115,6 +158,8 @@ impl Metrics {
         );
         Metrics {
             registry,
+            coarse,
+            snapshot: Mutex::new(None),
             forwarded,
             forward_failures,
             dead_lettered,
@@ -137,8 +182,21 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one rejection.
-    pub fn rejection(&self, reason: &'static str) {
+    /// Counts one rejection answered with an error body, labelled with
+    /// the reason's wire name.
+    pub fn rejected(&self, reason: Reason) {
+        self.rejection(reason.as_str());
+    }
+
+    /// Counts one connection refused before any request, which has no
+    /// error body and so no [`Reason`].
+    pub fn connection_rejected(&self, why: ConnectionRejection) {
+        self.rejection(why.as_str());
+    }
+
+    /// Counts one rejection by its label; the labels come only from
+    /// [`Metrics::rejected`] and [`Metrics::connection_rejected`].
+    fn rejection(&self, reason: &'static str) {
         self.rejections
             .get_or_create(&ReasonLabels { reason })
             .inc();
@@ -187,11 +245,34 @@ impl Metrics {
 
     /// Renders the text exposition, with store gauges read at scrape time.
     pub fn render(&self, queue_depth: u64, store_bytes: u64) -> String {
+        self.render_at(Instant::now(), queue_depth, store_bytes)
+    }
+
+    /// [`Metrics::render`] at `now`: the live metrics as they are, the
+    /// coarse counters as they were when last rendered, unless that was
+    /// [`COARSE_PERIOD`] ago or more.
+    fn render_at(&self, now: Instant, queue_depth: u64, store_bytes: u64) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         self.queue_depth.set(queue_depth as i64);
         self.store_bytes.set(store_bytes as i64);
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        {
+            let mut snapshot = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = snapshot
+                .as_ref()
+                .is_some_and(|(taken, _)| now.saturating_duration_since(*taken) < COARSE_PERIOD);
+            if !fresh {
+                let mut text = String::new();
+                let _ = encode_registry(&mut text, &self.coarse);
+                *snapshot = Some((now, text));
+            }
+            if let Some((_, text)) = snapshot.as_ref() {
+                out.push_str(text);
+            }
+        }
+        let _ = encode_eof(&mut out);
         out
     }
 }
@@ -199,5 +280,57 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_labelled_by_reason_name() {
+        let m = Metrics::new();
+        m.rejected(Reason::RateLimited);
+        m.rejected(Reason::RateLimited);
+        m.connection_rejected(ConnectionRejection::TlsHandshakeTimeout);
+        let text = m.render(0, 0);
+        assert!(
+            text.contains("hotline_rejections_total{reason=\"rate_limited\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("hotline_rejections_total{reason=\"tls_handshake_timeout\"} 1"));
+        assert!(text.ends_with("# EOF\n") && text.matches("# EOF").count() == 1);
+    }
+
+    #[test]
+    fn what_clients_did_is_shown_at_most_once_per_period_and_the_gauges_live() {
+        let m = Metrics::new();
+        let t0 = Instant::now();
+        m.request("reports", 201);
+        m.accepted();
+        let first = m.render_at(t0, 1, 10);
+        assert!(first.contains("hotline_requests_total{route=\"reports\",status=\"201\"} 1"));
+        assert!(first.contains("hotline_reports_accepted_total 1"));
+        // A new report, read a moment and almost a period later: the
+        // counters have not moved, the gauges have.
+        m.request("reports", 201);
+        m.accepted();
+        m.rejected(Reason::CrossSite);
+        m.connection_opened();
+        for later in [
+            Duration::from_secs(1),
+            COARSE_PERIOD - Duration::from_secs(1),
+        ] {
+            let text = m.render_at(t0 + later, 2, 20);
+            assert!(text.contains("hotline_requests_total{route=\"reports\",status=\"201\"} 1"));
+            assert!(text.contains("hotline_reports_accepted_total 1"));
+            assert!(!text.contains("cross_site"));
+            assert!(text.contains("hotline_queue_depth 2"), "{text}");
+            assert!(text.contains("hotline_open_connections 1"));
+        }
+        let next = m.render_at(t0 + COARSE_PERIOD, 2, 20);
+        assert!(next.contains("hotline_requests_total{route=\"reports\",status=\"201\"} 2"));
+        assert!(next.contains("hotline_reports_accepted_total 2"));
+        assert!(next.contains("hotline_rejections_total{reason=\"cross_site\"} 1"));
     }
 }

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 /// Runs one sweep now; returns (entries purged, epochs shredded).
 pub async fn sweep(store: Arc<Store>) -> Result<(u64, usize), hotline_store::StoreError> {
-    let now = crate::unix_now();
+    let now = hotline_protocol::time::unix_now();
     let joined = tokio::task::spawn_blocking(move || {
         let purged = store.purge_expired(now)?;
         let shredded = store.shred_epochs(now)?;

@@ -9,9 +9,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use hotline_protocol::Reason;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW};
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, Request};
 
 use crate::app::{App, Peer};
 use crate::error::ApiError;
@@ -65,6 +66,8 @@ pub enum Handler {
     WebReportReload,
     /// `web::check`.
     WebCheck,
+    /// `web::check_post`: the receipt check with the code in the body.
+    WebCheckPost,
     /// `web::form_js`.
     FormJs,
     /// `web::form_css`.
@@ -122,6 +125,7 @@ pub const ROUTES: &[Route] = &[
     route(Exact("/report"),              Post, Handler::WebReport,       "web_report"),
     route(Exact("/report"),              Get,  Handler::WebReportReload, "web_report"),
     route(Exact("/check"),               Get,  Handler::WebCheck,        "web_check"),
+    route(Exact("/check"),               Post, Handler::WebCheckPost,    "web_check"),
     route(Exact("/static/form.js"),      Get,  Handler::FormJs,          "web_static"),
     route(Exact("/static/form.css"),     Get,  Handler::FormCss,         "web_static"),
     route(Exact("/favicon.ico"),         Any,  Handler::Favicon,         "web_favicon"),
@@ -198,8 +202,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) -> Resp {
     let mut allow = None;
     let (label, result) = if req.headers().len() > app.limits.max_headers {
         let e = ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "too_many_headers",
+            Reason::TooManyHeaders,
             format!("at most {} headers are accepted", app.limits.max_headers),
         );
         (LABEL_HEADERS, Err(e))
@@ -220,7 +223,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: Peer) -> Resp {
     let mut resp = match result {
         Ok(resp) => resp,
         Err(e) => {
-            app.metrics.rejection(e.reason);
+            app.metrics.rejected(e.reason);
             e.into_response()
         }
     };
@@ -263,6 +266,7 @@ async fn call(
         Handler::WebReport => Ok(web::report(app, req, peer).await),
         Handler::WebReportReload => Ok(web::report_reload()),
         Handler::WebCheck => Ok(web::check(app, &req, peer).await),
+        Handler::WebCheckPost => Ok(web::check_post(app, req, peer).await),
         Handler::FormJs => Ok(web::form_js(&req)),
         Handler::FormCss => Ok(web::form_css(&req)),
         Handler::Favicon => Ok(web::favicon()),

@@ -1,44 +1,173 @@
-//! Listeners, connections and the daemon's life cycle.
+//! The daemon's life cycle: open everything ([`Gateway::bind`]), serve until
+//! told to stop ([`Gateway::serve`]), then drain.
 //!
 //! Each accepted connection takes a permit from a semaphore sized by
 //! `max_connections`; without one it is closed at once, so a flood costs a
 //! socket for a moment, never unbounded memory. The TLS handshake, the request
-//! headers and each body have their own timeouts against slow clients. On
-//! SIGTERM or SIGINT the gateway stops accepting, lets open requests finish,
-//! waits for the writer to commit what it holds, and exits 0.
+//! headers and each body have their own timeouts against slow clients.
+//!
+//! Stopping is the caller's choice of future (the binary passes SIGTERM or
+//! SIGINT, a test a oneshot channel). Then the gateway stops accepting, tells
+//! every connection to finish the request it is on and close, waits for all
+//! of them (bounded by [`DRAIN_TIMEOUT`]), waits for the writer to commit
+//! what it holds, and returns.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::{App, Peer};
 use crate::auth::TokenHashes;
-use crate::config::{parse_sha256_hex, Config, Engine};
+use crate::config::{Config, Engine};
+use crate::forward::Forwarder;
 use crate::keyset::KeySet;
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectionRejection, Metrics};
 use crate::ratelimit::ClientLimiter;
 use crate::routes;
 use crate::GatewayError;
 
-/// Longest wait for open requests after a shutdown signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest wait for open requests after the stop signal.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Runs the gateway until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> Result<(), GatewayError> {
-    let problems = config.problems();
-    if !problems.is_empty() {
-        return Err(crate::config::ConfigError::Invalid(problems).into());
+/// Runs the gateway until `shutdown` completes, then drains and returns.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
+    Gateway::bind(config).await?.serve(shutdown).await
+}
+
+/// A gateway with its keys loaded, its store open and its sockets bound,
+/// not yet serving: a caller that asked for port 0 learns the real port
+/// from [`Gateway::tls_addr`] before the first request.
+#[derive(Debug)]
+pub struct Gateway {
+    app: Arc<App>,
+    tls: Listener,
+    plain: Option<Listener>,
+    shred_interval: Duration,
+    forwarder: Option<Forwarder>,
+    max_connections: usize,
+}
+
+/// A bound socket and, for the public port, its TLS acceptor.
+struct Listener {
+    socket: TcpListener,
+    addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
+            .finish()
     }
+}
+
+impl Gateway {
+    /// Checks the config's files, loads the keys, opens the store and its
+    /// writer, and binds the listeners. Fails before anything is served.
+    pub async fn bind(config: Config) -> Result<Gateway, GatewayError> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(crate::config::ConfigError::Invalid(problems).into());
+        }
+        let tls = crate::tls::server_config(&config.listen.cert, &config.listen.cert_key)?;
+        let app = Arc::new(open_app(&config)?);
+        let forwarder = match &config.forward {
+            Some(f) => Some(Forwarder::new(f, app.store.clone(), app.metrics.clone())?),
+            None => None,
+        };
+        let tls = Listener::bind(config.listen.tls, Some(TlsAcceptor::from(tls))).await?;
+        tracing::info!(addr = %tls.addr, "listening (TLS)");
+        let plain = match config.listen.plain {
+            Some(addr) => {
+                let plain = Listener::bind(addr.addr(), None).await?;
+                tracing::info!(addr = %plain.addr, "listening (plain HTTP, loopback)");
+                Some(plain)
+            }
+            None => None,
+        };
+        Ok(Gateway {
+            app,
+            tls,
+            plain,
+            shred_interval: config.store.shred_interval,
+            forwarder,
+            max_connections: config.limits.max_connections,
+        })
+    }
+
+    /// Where the TLS listener is bound.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls.addr
+    }
+
+    /// Where the plain-HTTP listener is bound, if there is one.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain.as_ref().map(|p| p.addr)
+    }
+
+    /// Serves until `shutdown` completes, then drains: no new connections,
+    /// every open request answered (within [`DRAIN_TIMEOUT`]), every
+    /// accepted report committed.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
+        let Gateway {
+            app,
+            tls,
+            plain,
+            shred_interval,
+            forwarder,
+            max_connections,
+        } = self;
+        let (stop_tx, stop) = watch::channel(false);
+        let permits = Arc::new(Semaphore::new(max_connections));
+        let listeners: Vec<JoinHandle<()>> = std::iter::once(tls)
+            .chain(plain)
+            .map(|l| tokio::spawn(accept_loop(l, app.clone(), permits.clone(), stop.clone())))
+            .collect();
+        let mut background = vec![
+            crate::retention::spawn(app.store.clone(), shred_interval, stop.clone()),
+            forget_idle_clients(app.clone(), stop.clone()),
+        ];
+        background.extend(forwarder.map(|f| f.spawn(stop.clone())));
+
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing open requests");
+        let _ = stop_tx.send(true);
+        for l in listeners {
+            let _ = l.await;
+        }
+        // Every connection holds a permit until its task ends.
+        let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(DRAIN_TIMEOUT, permits.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("open requests did not finish in time");
+        }
+        for b in background {
+            let _ = b.await;
+        }
+        app.commits.clone().close().await;
+        tracing::info!(queued = app.store.count(), "stopped");
+        Ok(())
+    }
+}
+
+/// Keys, store, writer, limiter and tokens: everything a handler needs.
+fn open_app(config: &Config) -> Result<App, GatewayError> {
     let keys = KeySet::load(&config.keys)?;
-    let tls = crate::tls::server_config(&config.listen.cert, &config.listen.cert_key)?;
     let metrics = Arc::new(Metrics::new());
     let master = hotline_store::MasterKey::load(&config.keys.master_key)?;
     let store = Arc::new(hotline_store::Store::open(
@@ -64,144 +193,61 @@ pub async fn run(config: Config) -> Result<(), GatewayError> {
             commit_metrics.commit(batch, elapsed.as_secs_f64())
         })),
     );
+    let limits = &config.limits;
     let limiter = ClientLimiter::new(
-        config.limits.per_client_per_minute,
-        config.limits.per_client_burst,
-        config.limits.rate_buckets,
+        limits.per_client_per_minute,
+        limits.per_client_burst,
+        limits.rate_buckets,
     )
     .map_err(|_| GatewayError::Keys("system random number generator failed".into()))?;
-    let staff = TokenHashes::new(
-        config
-            .staff
-            .token_sha256
-            .iter()
-            .filter_map(|h| parse_sha256_hex(h))
-            .collect(),
-    );
-    let metrics_token = config
-        .metrics
-        .token_sha256
-        .as_deref()
-        .and_then(parse_sha256_hex)
-        .map(|h| TokenHashes::new(vec![h]));
-    let app = Arc::new(App {
+    let hashes = |h: &[crate::config::Sha256Hex]| TokenHashes::new(h.iter().map(|h| h.0).collect());
+    Ok(App {
         keys,
-        store: store.clone(),
-        commits: commits.clone(),
+        store,
+        commits,
         limiter,
-        metrics: metrics.clone(),
-        staff,
-        metrics_token,
-        limits: config.limits.clone(),
+        metrics,
+        staff: hashes(&config.staff.token_sha256),
+        metrics_token: config.metrics.token_sha256.map(|h| hashes(&[h])),
+        limits: limits.clone(),
         rng: ring::rand::SystemRandom::new(),
-    });
+    })
+}
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let graceful = Arc::new(GracefulShutdown::new());
-    let permits = Arc::new(Semaphore::new(config.limits.max_connections));
-    let mut listeners = Vec::new();
-    let tls_listener = bind(config.listen.tls).await?;
-    tracing::info!(addr = %local(&tls_listener, config.listen.tls), "listening (TLS)");
-    listeners.push(tokio::spawn(accept_loop(
-        tls_listener,
-        Some(TlsAcceptor::from(tls)),
-        app.clone(),
-        permits.clone(),
-        graceful.clone(),
-        stop_rx.clone(),
-    )));
-    if let Some(addr) = config.listen.plain {
-        let plain = bind(addr).await?;
-        tracing::info!(addr = %local(&plain, addr), "listening (plain HTTP, loopback)");
-        listeners.push(tokio::spawn(accept_loop(
-            plain,
-            None,
-            app.clone(),
-            permits.clone(),
-            graceful.clone(),
-            stop_rx.clone(),
-        )));
-    }
-    let mut background = vec![crate::retention::spawn(
-        store.clone(),
-        Duration::from_secs(config.store.shred_interval_secs),
-        stop_rx.clone(),
-    )];
-    if let Some(forward) = &config.forward {
-        let forwarder = crate::forward::Forwarder::new(forward, store.clone(), metrics.clone())?;
-        background.push(forwarder.spawn(stop_rx.clone()));
-    }
-    let idle_app = app.clone();
+/// Lets the rate limiter drop the state of clients gone quiet, each minute.
+fn forget_idle_clients(app: Arc<App>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
-            tick.tick().await;
-            idle_app.limiter.forget_idle();
-        }
-    });
-
-    wait_for_signal().await;
-    tracing::info!("shutting down: no new connections; finishing open requests");
-    let _ = stop_tx.send(true);
-    for l in listeners.into_iter().chain(background) {
-        let _ = l.await;
-    }
-    drop(app);
-    if let Ok(graceful) = Arc::try_unwrap(graceful) {
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("open requests did not finish in time");
-        }
-    }
-    commits.close().await;
-    tracing::info!(queued = store.count(), "stopped");
-    Ok(())
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| GatewayError::Listen { addr, source })
-}
-
-/// The bound address (the real port when the config asked for port 0).
-fn local(listener: &TcpListener, configured: SocketAddr) -> SocketAddr {
-    listener.local_addr().unwrap_or(configured)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+                _ = tick.tick() => app.limiter.forget_idle(),
+                _ = stop.wait_for(|s| *s) => return,
             }
         }
-        _ => {
-            tracing::error!("cannot install signal handlers; stop with SIGKILL");
-            std::future::pending::<()>().await
-        }
+    })
+}
+
+impl Listener {
+    async fn bind(addr: SocketAddr, tls: Option<TlsAcceptor>) -> Result<Listener, GatewayError> {
+        let socket = TcpListener::bind(addr)
+            .await
+            .map_err(|source| GatewayError::Listen { addr, source })?;
+        // The bound address: the real port when the config asked for port 0.
+        let addr = socket.local_addr().unwrap_or(addr);
+        Ok(Listener { socket, addr, tls })
     }
 }
 
 async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    listener: Listener,
     app: Arc<App>,
     permits: Arc<Semaphore>,
-    graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.changed() => return,
+            a = listener.socket.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
         };
         let (stream, addr) = match accepted {
             Ok(a) => a,
@@ -219,15 +265,15 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let tls = tls.clone();
-        let graceful = graceful.clone();
+        let tls = listener.tls.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
             app.metrics.connection_opened();
             let peer = Peer { ip: addr.ip() };
             match tls {
-                Some(acceptor) => serve_tls(stream, acceptor, app.clone(), peer, &graceful).await,
+                Some(acceptor) => serve_tls(stream, acceptor, app.clone(), peer, stop).await,
                 // Behind a local proxy or onion service: HTTP/1.1.
-                None => serve(TokioIo::new(stream), false, app.clone(), peer, &graceful).await,
+                None => serve(TokioIo::new(stream), false, app.clone(), peer, stop).await,
             }
             app.metrics.connection_closed();
             drop(permit);
@@ -240,34 +286,40 @@ async fn serve_tls(
     acceptor: TlsAcceptor,
     app: Arc<App>,
     peer: Peer,
-    graceful: &GracefulShutdown,
+    stop: watch::Receiver<bool>,
 ) {
-    let timeout = app.limits.handshake_timeout();
+    let timeout = app.limits.handshake_timeout;
     // A client speaking plain HTTP to the TLS port gets a plain answer
     // saying so, instead of a silent close.
     let mut first = [0u8; 1];
     match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
         Ok(Ok(1)) if first[0] != 0x16 => {
-            app.metrics.rejection("tls_required");
+            app.metrics.rejected(hotline_protocol::Reason::TlsRequired);
             let _ = answer_plain_http(stream).await;
             return;
         }
         Ok(Ok(1)) => {}
         _ => return,
     }
+    // A handshake under way when the stop signal comes is finished: its
+    // client may already have sent a request, which gets its answer.
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve(TokioIo::new(tls), h2, app, peer, graceful).await
+            serve(TokioIo::new(tls), h2, app, peer, stop).await
         }
-        Ok(Err(_)) => app.metrics.rejection("tls_handshake"),
-        Err(_) => app.metrics.rejection("tls_handshake_timeout"),
+        Ok(Err(_)) => app
+            .metrics
+            .connection_rejected(ConnectionRejection::TlsHandshake),
+        Err(_) => app
+            .metrics
+            .connection_rejected(ConnectionRejection::TlsHandshakeTimeout),
     }
 }
 
 async fn answer_plain_http(mut stream: TcpStream) -> std::io::Result<()> {
     let body = hotline_protocol::ErrorBody::new(
-        "tls_required",
+        hotline_protocol::Reason::TlsRequired,
         "this port speaks HTTPS only; use https://",
     )
     .encode();
@@ -283,12 +335,15 @@ async fn answer_plain_http(mut stream: TcpStream) -> std::io::Result<()> {
 /// Serves one connection: HTTP/2 when TLS negotiated `h2`, else HTTP/1.1.
 /// The HTTP/2 state lives in its own allocation, so the many HTTP/1.1
 /// connections of cheap phones do not carry its size.
-async fn serve<S>(io: TokioIo<S>, h2: bool, app: Arc<App>, peer: Peer, graceful: &GracefulShutdown)
+async fn serve<S>(io: TokioIo<S>, h2: bool, app: Arc<App>, peer: Peer, stop: watch::Receiver<bool>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = app.limits.clone();
+    // Tells `until_stopped` that the first request has been read.
+    let (seen_tx, seen) = watch::channel(false);
     let service = service_fn(move |req| {
+        seen_tx.send_replace(true);
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(routes::handle(app, req, peer).await) }
     });
@@ -297,23 +352,86 @@ where
         builder
             .timer(TokioTimer::new())
             .max_concurrent_streams(32)
-            .max_header_list_size(limits.max_header_bytes as u32)
-            .keep_alive_interval(Some(limits.header_timeout()))
-            .keep_alive_timeout(limits.header_timeout());
-        Box::pin(graceful.watch(builder.serve_connection(io, service))).await
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(Some(limits.header_timeout))
+            .keep_alive_timeout(limits.header_timeout);
+        let mut conn = Box::pin(builder.serve_connection(io, service));
+        until_stopped(conn.as_mut(), stop, seen)
+            .await
+            .map_err(|e| e.to_string())
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout())
+            .header_read_timeout(limits.header_timeout)
             // The hard cap is twice the configured one: between the two, the
             // handler answers 431 with the protocol's error body.
             .max_headers(limits.max_headers.saturating_mul(2))
             .max_buf_size(limits.max_header_bytes.max(8192))
             .keep_alive(true);
-        graceful.watch(builder.serve_connection(io, service)).await
+        let conn = pin!(builder.serve_connection(io, service));
+        until_stopped(conn, stop, seen)
+            .await
+            .map_err(|e| e.to_string())
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Drives a connection; once the stop signal is (or already was) given,
+/// asks it to finish the request it is on and close: HTTP/1.1 answers that
+/// request with `connection: close` (an idle kept-alive connection closes at
+/// once), HTTP/2 sends GOAWAY and finishes its open streams.
+///
+/// A connection that has not yet sent its first request is asked only once
+/// that request is read (or the connection ends, at the latest when the
+/// header timeout closes it): hyper closes a connection that has read
+/// nothing at once, and a client that sent its request just after its
+/// handshake would lose it.
+async fn until_stopped<C>(
+    mut conn: Pin<&mut C>,
+    mut stop: watch::Receiver<bool>,
+    mut seen: watch::Receiver<bool>,
+) -> C::Output
+where
+    C: GracefulConnection,
+{
+    tokio::select! {
+        result = conn.as_mut() => return result,
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    tokio::select! {
+        result = conn.as_mut() => return result,
+        _ = seen.wait_for(|s| *s) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    conn.await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn binds_port_zero_serves_and_stops_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let installed = crate::setup::install(dir.path(), false).unwrap();
+        let mut config = Config::load(&installed.config).unwrap();
+        config.listen.tls = SocketAddr::from(([127, 0, 0, 1], 0));
+        let gateway = Gateway::bind(config).await.unwrap();
+        let addr = gateway.tls_addr();
+        assert_ne!(addr.port(), 0, "the real port is known before serving");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(gateway.serve(async {
+            let _ = stopped.await;
+        }));
+        // It accepts while serving...
+        assert!(TcpStream::connect(addr).await.is_ok());
+        stop.send(()).unwrap();
+        served.await.unwrap().unwrap();
+        // ...and not once it has returned.
+        assert!(TcpStream::connect(addr).await.is_err());
     }
 }

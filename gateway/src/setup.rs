@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use hotline_protocol::{Aead, HpkeSecretKey, KeyDocument, SigningKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::config::{Config, ForwardConfig, Keys, LoopbackAddr, Sha256Hex};
 use crate::GatewayError;
 
 /// What `init`/`demo` made, for the message printed to the operator.
@@ -55,7 +56,7 @@ pub fn install(dir: &Path, demo: bool) -> Result<Installed, GatewayError> {
     let doc = KeyDocument {
         public_key: hpke.public_key(),
         aead: Aead::ChaCha20Poly1305,
-        not_after: crate::unix_now() + KEY_VALIDITY_SECS,
+        not_after: hotline_protocol::time::unix_now() + KEY_VALIDITY_SECS,
     };
     write_secret(
         &private_dir.join("hotline-hpke.pem"),
@@ -97,20 +98,13 @@ pub fn install(dir: &Path, demo: bool) -> Result<Installed, GatewayError> {
     let token = base64url(&token);
     let staff_token_file = private_dir.join("staff-token.txt");
     write_secret(&staff_token_file, format!("{token}\n").as_bytes())?;
-    let token_hash = crate::auth::sha256_hex(token.as_bytes());
-
-    let text = CONFIG_TEMPLATE
-        .replace("{staff_token_sha256}", &token_hash)
-        .replace(
-            "{demo_note}",
-            if demo {
-                "# DEMO install: the hotline private key sits in hotline-private/ beside the\n\
-                 # gateway, for trying it out only. A real install keeps it on the hotline's\n\
-                 # own machine.\n"
-            } else {
-                ""
-            },
-        );
+    let token_hash = Sha256Hex(
+        ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+            .as_ref()
+            .try_into()
+            .map_err(|_| GatewayError::Keys("SHA-256 is not 32 bytes".into()))?,
+    );
+    let text = config_text(&install_config(token_hash), demo)?;
     write_public(&config, text.as_bytes())?;
     fs::write(private_dir.join("README.txt"), PRIVATE_README).map_err(|e| io(&private_dir, e))?;
     Ok(Installed {
@@ -185,73 +179,167 @@ Move this folder to the hotline's own machine and delete it here.
 `hotline-gateway run` never reads it.
 ";
 
-const CONFIG_TEMPLATE: &str = r#"# hotline-gateway configuration. Relative paths are relative to this file.
-# Every setting below shows its default; see docs/configuration.md.
+/// The config of a fresh install: its file layout, its staff token's hash,
+/// and every other setting at its default.
+pub fn install_config(staff_token: Sha256Hex) -> Config {
+    let mut config = Config::new(Keys {
+        key_document: "gateway/key-document.cbor".into(),
+        signing_public_key: "gateway/signing-public.pem".into(),
+        master_key: "gateway/master.key".into(),
+    });
+    config.data_dir = "store".into();
+    config.listen.cert = "gateway/tls/cert.pem".into();
+    config.listen.cert_key = "gateway/tls/key.pem".into();
+    config.staff.token_sha256 = vec![staff_token];
+    config
+}
+
+/// The example `[forward]` section the written config shows in comments:
+/// example URL and files, every other setting at its default.
+pub fn example_forward() -> ForwardConfig {
+    let url = "https://hotline.example:9443/reports"
+        .parse()
+        .unwrap_or_else(|e: String| unreachable!("{e}"));
+    let mut forward = ForwardConfig::new(url);
+    forward.ca_file = Some("gateway/backend-ca.pem".into());
+    forward.client_cert = Some("gateway/forward-client.pem".into());
+    forward.client_key = Some("gateway/forward-client-key.pem".into());
+    forward
+}
+
+/// The example plain-HTTP listener the written config shows in comments.
+pub fn example_plain() -> LoopbackAddr {
+    LoopbackAddr::try_from(std::net::SocketAddr::from(([127, 0, 0, 1], 8080)))
+        .unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+/// The commented config file for `config`: every `{section.key}` of
+/// [`CONFIG_TEMPLATE`] is replaced by that setting's value, so the file
+/// shows exactly the values it stands for.
+pub fn config_text(config: &Config, demo: bool) -> Result<String, GatewayError> {
+    let bad = |e: String| GatewayError::Keys(format!("cannot write the config: {e}"));
+    let mut values = match toml::Value::try_from(config).map_err(|e| bad(e.to_string()))? {
+        toml::Value::Table(t) => t,
+        _ => return Err(bad("not a table".into())),
+    };
+    values.insert(
+        "forward".into(),
+        toml::Value::try_from(example_forward()).map_err(|e| bad(e.to_string()))?,
+    );
+    if let Some(listen) = values.get_mut("listen").and_then(|l| l.as_table_mut()) {
+        listen.insert("plain".into(), example_plain().addr().to_string().into());
+    }
+    let mut out = String::new();
+    let mut rest = CONFIG_TEMPLATE;
+    while let Some(start) = rest.find('{') {
+        let end = rest[start..]
+            .find('}')
+            .map(|e| start + e)
+            .ok_or_else(|| bad("unclosed {".into()))?;
+        out.push_str(&rest[..start]);
+        let name = &rest[start + 1..end];
+        let value = match name {
+            "demo_note" if demo => DEMO_NOTE.to_owned(),
+            "demo_note" => String::new(),
+            "largest_envelope" => hotline_protocol::MAX_ENVELOPE_LEN.to_string(),
+            _ => lookup(&values, name)
+                .ok_or_else(|| bad(format!("no setting {name}")))?
+                .to_string(),
+        };
+        out.push_str(&value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The value at a dotted name.
+fn lookup<'a>(table: &'a toml::Table, name: &str) -> Option<&'a toml::Value> {
+    let (section, key) = match name.split_once('.') {
+        Some((s, k)) => (table.get(s)?.as_table()?, k),
+        None => (table, name),
+    };
+    section.get(key)
+}
+
+const DEMO_NOTE: &str = "\
+# DEMO install: the hotline private key sits in hotline-private/ beside the
+# gateway, for trying it out only. A real install keeps it on the hotline's
+# own machine.
+";
+
+/// The config file `init` and `demo` write; `{name}` stands for a setting's
+/// value (see [`config_text`]).
+pub const CONFIG_TEMPLATE: &str = r#"# hotline-gateway configuration. Relative paths are relative to this file.
+# Every setting below that is not a file of this install shows its default;
+# see docs/configuration.md.
 {demo_note}
 # Where the encrypted store lives.
-data_dir = "store"
+data_dir = {data_dir}
 # error, warn, info, debug or trace. Logs never hold client addresses,
 # report bytes, tokens or keys, at any level.
-log_level = "info"
+log_level = {log_level}
 
 [listen]
 # Public TLS listener (TLS 1.3 and 1.2; HTTP/2 and HTTP/1.1 by ALPN).
-tls = "127.0.0.1:8443"
-cert = "gateway/tls/cert.pem"
-cert_key = "gateway/tls/key.pem"
+tls = {listen.tls}
+cert = {listen.cert}
+cert_key = {listen.cert_key}
 # Plain HTTP for a local TLS-terminating proxy or a Tor onion service.
-# Loopback addresses only.
-# plain = "127.0.0.1:8080"
+# Loopback addresses only; needs [metrics] token_sha256 (every client is
+# then loopback, which may read /metrics without a token).
+# plain = {listen.plain}
 
 [keys]
 # Signed by the hotline's Ed25519 key (hotline-staff keygen makes both).
-key_document = "gateway/key-document.cbor"
-signing_public_key = "gateway/signing-public.pem"
+key_document = {keys.key_document}
+signing_public_key = {keys.signing_public_key}
 # The gateway's own key for encryption at rest: 32 bytes, mode 0600.
-master_key = "gateway/master.key"
+master_key = {keys.master_key}
 
 [staff]
 # SHA-256 (hex) of each staff bearer token. Add one per hotline machine.
-token_sha256 = ["{staff_token_sha256}"]
+token_sha256 = {staff.token_sha256}
 
 [store]
 # "redb" (default: fsync on every commit) or "sled" (see store/README.md).
-engine = "redb"
+engine = {store.engine}
 # New reports get 507 once the store holds this many bytes.
-max_bytes = 1073741824
+max_bytes = {store.max_bytes}
 # Reports waiting for the writer before new ones get 503 + Retry-After.
-commit_queue = 4096
+commit_queue = {store.commit_queue}
 # Most reports written in one transaction (one fsync).
-max_batch = 512
+max_batch = {store.max_batch}
 # Reports received in the same epoch are sealed at rest under one key. Once
 # every record of an epoch is delivered and retention_secs have passed since
 # the epoch ended, its key is destroyed (crypto-shredding): leftovers in the
 # database files can then never be read. retention_secs is also how long an
 # Idempotency-Key is remembered (the protocol promises 24 hours).
-epoch_secs = 86400
-retention_secs = 86400
+epoch_secs = {store.epoch_secs}
+retention_secs = {store.retention_secs}
 # How often expired entries are purged and spent epoch keys destroyed.
-shred_interval_secs = 3600
+shred_interval_secs = {store.shred_interval_secs}
 
 [limits]
-# The largest valid envelope (64 KiB padded report) is 65626 bytes.
-max_body_bytes = 67584
-max_headers = 32
-max_header_bytes = 16384
+# The largest valid envelope (64 KiB padded report) is {largest_envelope} bytes.
+max_body_bytes = {limits.max_body_bytes}
+max_headers = {limits.max_headers}
+max_header_bytes = {limits.max_header_bytes}
 # Time to send request headers; also the idle time between requests.
-header_timeout_secs = 10
+header_timeout_secs = {limits.header_timeout_secs}
 # Time to send a whole body (slow 2G uploads of 64 KiB fit easily).
-body_timeout_secs = 30
-handshake_timeout_secs = 10
-max_connections = 4096
+body_timeout_secs = {limits.body_timeout_secs}
+handshake_timeout_secs = {limits.handshake_timeout_secs}
+max_connections = {limits.max_connections}
 # Reports per minute per client, keyed by a secret hash of its address that
 # is held only in memory, in a fixed number of buckets.
-per_client_per_minute = 30
-per_client_burst = 20
-rate_buckets = 16384
+per_client_per_minute = {limits.per_client_per_minute}
+per_client_burst = {limits.per_client_burst}
+rate_buckets = {limits.rate_buckets}
 
 [metrics]
-# Without a token, /metrics answers loopback clients only.
+# Without a token, /metrics answers loopback clients only. Required with
+# listen.plain.
 # token_sha256 = "<64 hex digits>"
 
 # Push delivery to the hotline's backend (`hotline-staff receive` is a
@@ -262,16 +350,77 @@ rate_buckets = 16384
 # exponential backoff and jitter. The backend must dedupe by that id.
 # [forward]
 # https, or http only to a loopback address.
-# backend_url = "https://hotline.example:9443/reports"
+# backend_url = {forward.backend_url}
 # PEM certificate(s) to trust for the backend; without it, the web PKI.
-# ca_file = "gateway/backend-ca.pem"
+# ca_file = {forward.ca_file}
 # Mutual TLS: the gateway's client certificate and key (PEM).
-# client_cert = "gateway/forward-client.pem"
-# client_key = "gateway/forward-client-key.pem"
+# client_cert = {forward.client_cert}
+# client_key = {forward.client_key}
 # Deliveries in flight at once.
-# concurrency = 4
+# concurrency = {forward.concurrency}
 # Retry delays: random in [0, min(max_backoff_secs, initial * 2^n)].
-# initial_backoff_ms = 500
-# max_backoff_secs = 300
-# timeout_secs = 30
+# initial_backoff_ms = {forward.initial_backoff_ms}
+# max_backoff_secs = {forward.max_backoff_secs}
+# timeout_secs = {forward.timeout_secs}
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines of the `[forward]` example, uncommented.
+    fn uncomment_forward(text: &str) -> String {
+        let block = &text[text.find("# [forward]").expect("forward example")..];
+        block
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_written_config_shows_the_defaults_it_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let installed = install(dir.path(), false).unwrap();
+        let text = std::fs::read_to_string(&installed.config).unwrap();
+        assert!(!text.contains('{'), "a placeholder is left:\n{text}");
+        let loaded = Config::load(&installed.config).unwrap();
+        let defaults = Config::new(loaded.keys.clone());
+        // Everything but this install's files and token is the default.
+        let mut expected = defaults.clone();
+        expected.data_dir = dir.path().join("store");
+        expected.listen.cert = dir.path().join("gateway/tls/cert.pem");
+        expected.listen.cert_key = dir.path().join("gateway/tls/key.pem");
+        expected.staff = loaded.staff.clone();
+        assert_eq!(loaded, expected);
+        assert_eq!(
+            loaded.keys.master_key,
+            dir.path().join("gateway/master.key")
+        );
+        assert!(loaded.problems().is_empty(), "{:?}", loaded.problems());
+
+        // The commented examples read back as they say, defaults included.
+        let with_examples = format!(
+            "{}\n{}",
+            text.replace("# plain = ", "plain = "),
+            uncomment_forward(&text)
+        );
+        let c = Config::from_toml(&with_examples, Path::new("/i")).unwrap();
+        assert_eq!(c.listen.plain, Some(example_plain()));
+        let mut forward = example_forward();
+        for p in [
+            &mut forward.ca_file,
+            &mut forward.client_cert,
+            &mut forward.client_key,
+        ] {
+            *p = p.as_ref().map(|p| Path::new("/i").join(p));
+        }
+        assert_eq!(c.forward, Some(forward));
+
+        // A demo install says so; the rest is the same.
+        let text_demo = config_text(&install_config(loaded.staff.token_sha256[0]), true).unwrap();
+        assert!(text_demo.contains("DEMO install"));
+        assert_eq!(text_demo.replace(DEMO_NOTE, ""), text);
+    }
+}

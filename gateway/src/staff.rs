@@ -1,7 +1,9 @@
 //! The staff endpoints the hotline uses to take reports out: the list, the
 //! dead-letter list and the ack that deletes. All need a staff bearer token.
 
-use hotline_protocol::{AckAnswer, AckRequest, StaffItem, StaffList};
+use hotline_protocol::{
+    AckAnswer, AckRequest, DeadItem, DeadList, Limits, Reason, StaffItem, StaffList,
+};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
@@ -9,11 +11,11 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 
-/// Largest staff ack body.
-const MAX_ACK_BODY: usize = 256 * 1024;
-/// Default and largest page of the staff lists.
+/// Default page of the staff lists.
 const STAFF_PAGE: usize = 100;
-const STAFF_PAGE_MAX: usize = 1000;
+/// Largest page of the staff lists: the most items the staff tool decodes
+/// in one answer.
+const STAFF_PAGE_MAX: usize = Limits::STAFF_LIST.max_array;
 
 /// `GET /v1/staff/reports?after=CURSOR&limit=N`: queued records in order.
 pub async fn list(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> {
@@ -25,7 +27,7 @@ pub async fn list(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> 
         match k {
             "after" => {
                 after = v.parse().map_err(|_| {
-                    ApiError::bad_request("bad_cursor", "after must be a cursor from `next`")
+                    ApiError::new(Reason::BadCursor, "after must be a cursor from `next`")
                 })?
             }
             "limit" => limit = page_limit(v)?,
@@ -73,23 +75,21 @@ pub async fn dead(app: &App, req: &Request<Incoming>) -> Result<Resp, ApiError> 
             store.list_dead(limit)
         })
         .await?;
-    let mut w = hotline_protocol::cbor::Writer::new();
-    w.map(2).text("reports").array(dead.len());
-    for d in &dead {
-        w.map(5)
-            .text("id")
-            .text(&d.record.id)
-            .text("received_at")
-            .uint(d.record.received_at)
-            .text("channel")
-            .text(&d.record.channel)
-            .text("envelope")
-            .bytes(&d.record.envelope)
-            .text("reason")
-            .text(&d.reason);
-    }
-    w.text("next").null();
-    Ok(http::cbor(StatusCode::OK, w.into_bytes()))
+    let list = DeadList {
+        reports: dead
+            .into_iter()
+            .map(|d| DeadItem {
+                item: StaffItem {
+                    id: d.record.id,
+                    received_at: d.record.received_at,
+                    channel: d.record.channel,
+                    envelope: d.record.envelope,
+                },
+                reason: d.reason,
+            })
+            .collect(),
+    };
+    Ok(http::cbor(StatusCode::OK, list.encode()))
 }
 
 /// `POST /v1/staff/ack`: deletes the listed records, all or none checked
@@ -99,17 +99,16 @@ pub async fn ack(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
         return Err(ApiError::unauthenticated());
     }
     http::require_cbor(req.headers())?;
-    let body = http::read_body(req, MAX_ACK_BODY, app.limits.body_timeout()).await?;
+    let body = http::read_body(req, AckRequest::MAX_LEN, app.limits.body_timeout).await?;
     let ack = AckRequest::decode(&body)?;
-    if let Some(bad) = ack.ids.iter().find(|id| !is_record_id(id)) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_ids",
+    let ids = ack.record_ids().map_err(|bad| {
+        ApiError::new(
+            Reason::UnknownIds,
             format!("{bad:?} is not a record id (32 hex digits); nothing was deleted"),
-        ));
-    }
+        )
+    })?;
     let acked = app
-        .with_store("ack task failed", move |store| store.delete(&ack.ids))
+        .with_store("ack task failed", move |store| store.delete(&ids))
         .await?;
     Ok(http::cbor(StatusCode::OK, AckAnswer { acked }.encode()))
 }
@@ -119,10 +118,10 @@ fn page_limit(v: &str) -> Result<usize, ApiError> {
     v.parse::<usize>()
         .ok()
         .filter(|n| (1..=STAFF_PAGE_MAX).contains(n))
-        .ok_or_else(|| ApiError::bad_request("bad_limit", "limit must be between 1 and 1000"))
-}
-
-/// Record ids are 32 lowercase hex digits (see `App::store_envelope`).
-fn is_record_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        .ok_or_else(|| {
+            ApiError::new(
+                Reason::BadLimit,
+                format!("limit must be between 1 and {STAFF_PAGE_MAX}"),
+            )
+        })
 }

@@ -104,29 +104,6 @@ pub enum DecodeError {
     UnsupportedSuite([u64; 3]),
 }
 
-impl DecodeError {
-    /// A stable, machine-readable reason for error bodies and metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            DecodeError::InputTooLarge { .. } => "cbor_input_too_large",
-            DecodeError::TooDeep { .. } => "cbor_too_deep",
-            DecodeError::StringTooLong { .. } => "cbor_string_too_long",
-            DecodeError::ArrayTooLong { .. } => "cbor_array_too_long",
-            DecodeError::MapTooLong { .. } => "cbor_map_too_long",
-            DecodeError::IndefiniteLength => "cbor_indefinite_length",
-            DecodeError::Truncated => "cbor_truncated",
-            DecodeError::TrailingBytes(_) => "cbor_trailing_bytes",
-            DecodeError::Malformed(_) => "cbor_malformed",
-            DecodeError::WrongType { .. } => "wrong_type",
-            DecodeError::MissingField(_) => "missing_field",
-            DecodeError::DuplicateField(_) => "duplicate_field",
-            DecodeError::InvalidValue { .. } => "invalid_value",
-            DecodeError::UnsupportedVersion(_) => "unsupported_version",
-            DecodeError::UnsupportedSuite(_) => "unsupported_suite",
-        }
-    }
-}
-
 impl From<minicbor::decode::Error> for DecodeError {
     fn from(e: minicbor::decode::Error) -> Self {
         if e.is_end_of_input() {
@@ -440,6 +417,14 @@ impl Writer {
         Writer::default()
     }
 
+    /// An empty writer that will not reallocate before `capacity` bytes: a
+    /// plaintext encoded into it leaves no stray copy in freed memory.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Writer {
+            buf: Vec::with_capacity(capacity),
+        }
+    }
+
     /// The encoded bytes.
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
@@ -509,7 +494,7 @@ impl Writer {
 }
 
 /// Length in bytes of a CBOR head carrying `arg`.
-pub fn head_len(arg: u64) -> usize {
+pub const fn head_len(arg: u64) -> usize {
     match arg {
         0..=23 => 1,
         24..=0xff => 2,

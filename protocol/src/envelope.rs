@@ -10,17 +10,50 @@ use hpke::kdf::HkdfSha256;
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use ring::rand::SecureRandom;
 
-use crate::cbor::{DecodeError, Limits, Reader, Writer};
+use crate::cbor::{head_len, DecodeError, Limits, Reader, Writer};
 use crate::keys::{HpkePublicKey, HpkeSecretKey, Kem, KeyError, Kid};
 
-/// The protocol version this crate speaks.
-pub const VERSION: u64 = 1;
+pub use crate::VERSION;
 /// HPKE KEM id of v1: DHKEM(X25519, HKDF-SHA256).
 pub const KEM_ID: u64 = 0x0020;
 /// HPKE KDF id of v1: HKDF-SHA256.
 pub const KDF_ID: u64 = 0x0001;
 /// Prefix of the HPKE `info`; the kid follows it.
 pub const INFO_PREFIX: &[u8] = b"hotline-report/v1";
+/// Length of the AEAD tag at the end of `ct` (both v1 AEADs).
+pub const TAG_LEN: usize = 16;
+
+/// The largest valid envelope in bytes: one sealing the largest padded
+/// report (65,626). A gateway's body limit for `POST /v1/reports` must not
+/// be lower; computed here, from the padding buckets and the framing, so no
+/// one copies the number.
+pub const MAX_ENVELOPE_LEN: usize = envelope_len(crate::report::MAX_PLAINTEXT_LEN + TAG_LEN);
+
+/// The encoded length of an envelope whose `ct` is `ct_len` bytes, as
+/// [`Envelope::encode`] writes it: a 5-entry map with `v`, `suite` (three
+/// ids), an 8-byte `kid`, a 32-byte `enc` and `ct`.
+pub const fn envelope_len(ct_len: usize) -> usize {
+    const fn text(s: &str) -> usize {
+        head_len(s.len() as u64) + s.len()
+    }
+    const fn bytes(n: usize) -> usize {
+        head_len(n as u64) + n
+    }
+    head_len(5)
+        + text("v")
+        + head_len(VERSION)
+        + text("suite")
+        + head_len(3)
+        + head_len(KEM_ID)
+        + head_len(KDF_ID)
+        + head_len(3)
+        + text("kid")
+        + bytes(8)
+        + text("enc")
+        + bytes(32)
+        + text("ct")
+        + bytes(ct_len)
+}
 
 /// The AEADs protocol v1 allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -90,13 +90,10 @@ impl KeyDocument {
         Ok(doc)
     }
 
-    /// Signs the document: the answer body of `GET /v1/key`.
+    /// Signs the document: the signed key document, as the hotline's
+    /// tools write it to disk (`key` and `sig`, no `signer`).
     pub fn sign(&self, key: &SigningKey) -> Vec<u8> {
-        let inner = self.encode();
-        let sig = key.sign(&[KEY_DOC_CONTEXT, &inner].concat());
-        let mut w = Writer::new();
-        w.map(2).text("key").bytes(&inner).text("sig").bytes(&sig);
-        w.into_bytes()
+        KeyAnswer::sign(self, key).encode()
     }
 
     /// Verifies a signed document against the pinned signing key and the
@@ -106,12 +103,70 @@ impl KeyDocument {
         pinned: &VerifyingKey,
         now: u64,
     ) -> Result<KeyDocument, KeyDocError> {
-        let mut r = Reader::new(signed, Limits::ENVELOPE)?;
-        let (mut inner, mut sig) = (None, None);
-        r.for_each_entry("key document", |r, key| {
-            match key {
-                "key" => inner = Some(r.bytes("key")?),
-                "sig" => sig = Some(r.bytes("sig")?),
+        KeyAnswer::decode(signed)?.verify(pinned, now)
+    }
+}
+
+/// The signed key document as a message: `{key, sig, ? signer}`, the body
+/// of `GET /v1/key`. The gateway serves it with `signer` (the raw signing
+/// public key) so a client that pinned only the key's fingerprint can check
+/// the fingerprint and then the signature; readers skip unknown fields, so
+/// `signer` is an extension of v1, not a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAnswer {
+    /// The encoded [`KeyDocument`]: the signed bytes.
+    pub key: Vec<u8>,
+    /// Ed25519 over `hotline-key/v1 || key`; empty means unsigned.
+    pub sig: Vec<u8>,
+    /// The signing key that made `sig`, if the sender names it.
+    pub signer: Option<VerifyingKey>,
+}
+
+impl KeyAnswer {
+    /// Signs `doc` with `key`; no `signer` field.
+    pub fn sign(doc: &KeyDocument, key: &SigningKey) -> KeyAnswer {
+        let inner = doc.encode();
+        let sig = key.sign(&[KEY_DOC_CONTEXT, &inner].concat()).to_vec();
+        KeyAnswer {
+            key: inner,
+            sig,
+            signer: None,
+        }
+    }
+
+    /// The same answer naming `signer` (what the gateway serves).
+    pub fn with_signer(self, signer: VerifyingKey) -> KeyAnswer {
+        KeyAnswer {
+            signer: Some(signer),
+            ..self
+        }
+    }
+
+    /// Encodes `key`, `sig` and, if set, `signer`, in that order.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.map(2 + usize::from(self.signer.is_some()))
+            .text("key")
+            .bytes(&self.key)
+            .text("sig")
+            .bytes(&self.sig);
+        if let Some(signer) = &self.signer {
+            w.text("signer").bytes(&signer.0);
+        }
+        w.into_bytes()
+    }
+
+    /// Decodes the answer within [`Limits::ENVELOPE`]. `key` and `sig` are
+    /// required (an empty `sig` is left for [`KeyAnswer::verify`] to
+    /// refuse); `signer` must be 32 bytes when present.
+    pub fn decode(input: &[u8]) -> Result<KeyAnswer, DecodeError> {
+        let mut r = Reader::new(input, Limits::ENVELOPE)?;
+        let (mut key, mut sig, mut signer) = (None, None, None);
+        r.for_each_entry("key document", |r, k| {
+            match k {
+                "key" => key = Some(r.bytes("key")?.to_vec()),
+                "sig" => sig = Some(r.bytes("sig")?.to_vec()),
+                "signer" => signer = Some(VerifyingKey(r.fixed_bytes("signer")?)),
                 _ => {
                     r.raw_value()?;
                 }
@@ -119,12 +174,21 @@ impl KeyDocument {
             Ok(())
         })?;
         r.finish()?;
-        let inner = inner.ok_or(DecodeError::MissingField("key"))?;
-        let sig = sig.ok_or(DecodeError::MissingField("sig"))?;
+        Ok(KeyAnswer {
+            key: key.ok_or(DecodeError::MissingField("key"))?,
+            sig: sig.ok_or(DecodeError::MissingField("sig"))?,
+            signer,
+        })
+    }
+
+    /// Checks `sig` with `pinned` over the document, decodes it and checks
+    /// that it has not expired at `now`. `signer` is not trusted here: the
+    /// caller picks the key to verify with.
+    pub fn verify(&self, pinned: &VerifyingKey, now: u64) -> Result<KeyDocument, KeyDocError> {
         pinned
-            .verify(&[KEY_DOC_CONTEXT, inner].concat(), sig)
+            .verify(&[KEY_DOC_CONTEXT, &self.key].concat(), &self.sig)
             .map_err(|_| KeyDocError::BadSignature)?;
-        let doc = KeyDocument::decode(inner)?;
+        let doc = KeyDocument::decode(&self.key)?;
         if doc.not_after <= now {
             return Err(KeyDocError::Expired {
                 not_after: doc.not_after,

@@ -6,8 +6,10 @@
 use core::fmt;
 use core::str::FromStr;
 
+use zeroize::{Zeroize, Zeroizing};
+
 use crate::cbor::{head_len, DecodeError, Limits, Reader, Writer};
-use crate::envelope::VERSION;
+use crate::VERSION;
 
 /// What kind of abuse the report is about, after the Luxembourg Terminology
 /// Guidelines (2016).
@@ -149,8 +151,56 @@ pub struct Report {
     pub extra: Vec<(String, Vec<u8>)>,
 }
 
+/// Wipes every field that holds what the reporter wrote, so a holder of
+/// plaintext (the gateway's no-JS path, a client after sealing) can use
+/// `Zeroizing<Report>`. The category and dates are cleared too.
+impl Zeroize for Report {
+    fn zeroize(&mut self) {
+        let Report {
+            category: _,
+            urls,
+            description,
+            lang,
+            seen_at,
+            platform,
+            hashes,
+            contact,
+            reply_key,
+            extra,
+        } = self;
+        urls.zeroize();
+        description.zeroize();
+        lang.zeroize();
+        seen_at.zeroize();
+        platform.zeroize();
+        for h in hashes.iter_mut() {
+            h.value.zeroize();
+        }
+        hashes.clear();
+        contact.zeroize();
+        reply_key.zeroize();
+        for (k, v) in extra.iter_mut() {
+            k.zeroize();
+            v.zeroize();
+        }
+        extra.clear();
+    }
+}
+
 /// The plaintext size buckets: a padded report is exactly one of these long.
 pub const PAD_BUCKETS: [usize; 4] = [1024, 4096, 16 * 1024, 64 * 1024];
+
+/// The largest plaintext: the largest bucket.
+pub const MAX_PLAINTEXT_LEN: usize = PAD_BUCKETS[PAD_BUCKETS.len() - 1];
+
+/// Most links in one report: the report decoder's array limit
+/// ([`Limits::REPORT`]), so every form and client stops where the hotline
+/// would refuse.
+pub const MAX_URLS: usize = Limits::REPORT.max_array;
+
+/// The unknown field the web form puts a `seen_at` in when it is not a
+/// `YYYY-MM-DD` date (an old browser's text box), so it is kept, not lost.
+pub const SEEN_AT_TEXT: &str = "seen_at_text";
 
 /// The report fields v1 defines; any other key is an unknown field, kept as is.
 pub const KNOWN_FIELDS: [&str; 11] = [
@@ -247,8 +297,7 @@ impl Report {
     }
 
     /// The entries of the map, without its head.
-    fn encode_entries(&self) -> Writer {
-        let mut w = Writer::new();
+    fn encode_entries(&self, mut w: Writer) -> Writer {
         w.text("v").uint(VERSION);
         w.text("category").text(self.category.as_str());
         if !self.urls.is_empty() {
@@ -293,7 +342,7 @@ impl Report {
 
     /// Encodes without padding.
     pub fn encode(&self) -> Vec<u8> {
-        let body = self.encode_entries().into_bytes();
+        let body = self.encode_entries(Writer::new()).into_bytes();
         let mut w = Writer::new();
         w.map(self.entry_count()).raw(&body);
         w.into_bytes()
@@ -302,21 +351,47 @@ impl Report {
     /// Encodes with a `pad` field so the result is exactly one of
     /// [`PAD_BUCKETS`] long: the smallest that fits. Fails if the report is
     /// larger than the largest bucket.
+    ///
+    /// This is the plaintext of a sealed report: the intermediate buffer is
+    /// wiped and neither buffer grows (which would leave a copy in freed
+    /// memory) unless the report is too large anyway. The caller wipes the
+    /// result once sealed (`Zeroizing`, as [`crate::seal_report`] does).
     pub fn encode_padded(&self) -> Result<Vec<u8>, PadError> {
-        let body = self.encode_entries().into_bytes();
+        let body = Zeroizing::new(
+            self.encode_entries(Writer::with_capacity(MAX_PLAINTEXT_LEN))
+                .into_bytes(),
+        );
         let entries = self.entry_count() + 1;
         // map head + body + "pad" key (4 bytes) + bstr head + padding
         let fixed = head_len(entries as u64) + body.len() + 4;
-        let pad_len = PAD_BUCKETS
+        let (bucket, pad_len) = PAD_BUCKETS
             .iter()
-            .find_map(|&bucket| pad_length(bucket, fixed))
+            .find_map(|&bucket| Some((bucket, pad_length(bucket, fixed)?)))
             .ok_or(PadError(fixed))?;
-        let mut w = Writer::new();
+        let mut w = Writer::with_capacity(bucket);
         w.map(entries)
             .raw(&body)
             .text("pad")
             .bytes(&vec![0u8; pad_len]);
         Ok(w.into_bytes())
+    }
+
+    /// Sets when the reporter saw it from what they typed: a `YYYY-MM-DD`
+    /// date becomes `seen_at` (midnight UTC); anything else is kept as text
+    /// in the unknown field [`SEEN_AT_TEXT`]. The web form and its script
+    /// follow this rule (SPEC.md section 4).
+    pub fn set_seen_at_text(&mut self, typed: &str) {
+        match crate::time::parse_civil_date(typed) {
+            Some(day) => self.seen_at = Some(day * crate::time::DAY),
+            None => {
+                // Sized for the text and its head (at most 9 bytes), so
+                // the buffer never grows and leaves no copy behind.
+                let mut w = Writer::with_capacity(typed.len() + 9);
+                w.text(typed);
+                self.extra.retain(|(k, _)| k != SEEN_AT_TEXT);
+                self.extra.push((SEEN_AT_TEXT.to_owned(), w.into_bytes()));
+            }
+        }
     }
 
     /// Checks the fields a v1 client must get right before sealing, so a
@@ -329,6 +404,12 @@ impl Report {
                     reason: "wrong length for its algorithm",
                 });
             }
+        }
+        if self.urls.len() > MAX_URLS {
+            return Err(DecodeError::ArrayTooLong {
+                declared: self.urls.len() as u64,
+                limit: MAX_URLS,
+            });
         }
         if let Some((k, _)) = self
             .extra
@@ -380,4 +461,33 @@ fn read_hash(r: &mut Reader<'_>) -> Result<ImageHash, DecodeError> {
         alg,
         value: value.to_vec(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn zeroize_leaves_only_the_category_and_padding_still_fills_a_bucket() {
+        let mut r = Report::new(Category::Grooming);
+        r.urls = vec!["https://a.example/x".into(); 3];
+        r.description = Some("what I saw".into());
+        r.lang = Some("fr".into());
+        r.seen_at = Some(86_400);
+        r.platform = Some("chat".into());
+        r.hashes = vec![ImageHash {
+            alg: HashAlg::Md5,
+            value: vec![7; 16],
+        }];
+        r.contact = Some("me@example.org".into());
+        r.reply_key = Some([9; 32]);
+        r.set_seen_at_text("last tuesday");
+        let padded = r.encode_padded().unwrap();
+        assert!(PAD_BUCKETS.contains(&padded.len()));
+        assert_eq!(padded.capacity(), padded.len(), "one buffer, never grown");
+        assert_eq!(Report::decode(&padded).unwrap(), r);
+        r.zeroize();
+        assert_eq!(r, Report::new(Category::Grooming));
+    }
 }

@@ -7,9 +7,10 @@ use std::sync::OnceLock;
 
 use hotline_protocol::cbor::{head_len, DecodeError, Limits, Reader};
 use hotline_protocol::{
-    seal_report, AckAnswer, AckRequest, Aead, Category, Envelope, ErrorBody, HashAlg,
-    HpkeSecretKey, ImageHash, KeyDocError, KeyDocument, Kid, ReceiptAnswer, Report, SigningKey,
-    StaffItem, StaffList, SubmitAnswer, VerifyingKey, PAD_BUCKETS,
+    seal_report, AckAnswer, AckRequest, Aead, Category, Channel, DeadItem, DeadList, Envelope,
+    ErrorBody, HashAlg, HpkeSecretKey, ImageHash, KeyAnswer, KeyDocError, KeyDocument, Kid, Reason,
+    ReceiptAnswer, ReceiptState, RecordId, Report, SigningKey, StaffItem, StaffList, SubmitAnswer,
+    VerifyingKey, PAD_BUCKETS,
 };
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -135,6 +136,16 @@ fn decoders() -> Vec<(&'static str, Decoder, usize)> {
             Limits::STAFF_LIST.max_input,
         ),
         (
+            "DeadList",
+            |b| DeadList::decode(b).map(drop),
+            Limits::STAFF_LIST.max_input,
+        ),
+        (
+            "KeyAnswer",
+            |b| KeyAnswer::decode(b).map(drop),
+            Limits::ENVELOPE.max_input,
+        ),
+        (
             "AckRequest",
             |b| AckRequest::decode(b).map(drop),
             256 * 1024,
@@ -198,15 +209,15 @@ fn make_samples() -> Vec<Sample> {
     let staff = StaffList {
         reports: vec![
             StaffItem {
-                id: "r1".into(),
+                id: RecordId::from_bytes([1; 16]),
                 received_at: 1_700_000_000,
-                channel: "api".into(),
+                channel: Channel::Api,
                 envelope: envelope.encode(),
             },
             StaffItem {
-                id: "r2".into(),
+                id: RecordId::from_bytes([2; 16]),
                 received_at: 1_700_003_600,
-                channel: "web-nojs".into(),
+                channel: Channel::WebNojs,
                 envelope: vec![0xa0],
             },
         ],
@@ -234,7 +245,7 @@ fn make_samples() -> Vec<Sample> {
         (
             "submit answer",
             SubmitAnswer {
-                id: "id".into(),
+                id: RecordId::from_bytes([3; 16]),
                 receipt: "1234-5678-9012-3452".into(),
             }
             .encode(),
@@ -242,10 +253,32 @@ fn make_samples() -> Vec<Sample> {
         ),
         (
             "error body",
-            ErrorBody::new("rate_limited", "slow down").encode(),
+            ErrorBody::new(Reason::RateLimited, "slow down").encode(),
             by("ErrorBody"),
         ),
         ("staff list", staff.encode(), by("StaffList")),
+        (
+            "dead list",
+            DeadList {
+                reports: staff
+                    .reports
+                    .iter()
+                    .map(|item| DeadItem {
+                        item: item.clone(),
+                        reason: "backend answered 422: undecryptable".into(),
+                    })
+                    .collect(),
+            }
+            .encode(),
+            by("DeadList"),
+        ),
+        (
+            "served key answer",
+            KeyAnswer::sign(&doc, &signing)
+                .with_signer(signing.verifying_key())
+                .encode(),
+            by("KeyAnswer"),
+        ),
         (
             "ack request",
             AckRequest {
@@ -261,11 +294,7 @@ fn make_samples() -> Vec<Sample> {
         ),
         (
             "receipt answer",
-            ReceiptAnswer {
-                status: "delivered".into(),
-                day: Some(20_416),
-            }
-            .encode(),
+            ReceiptAnswer::delivered(20_416).encode(),
             by("ReceiptAnswer"),
         ),
     ]
@@ -719,7 +748,11 @@ fn duplicate_keys_are_refused() {
         AckAnswer::decode(&answer),
         Err(DecodeError::DuplicateField("acked".into()))
     );
-    let err = map(&[("error", t("a")), ("message", t("b")), ("error", t("a"))]);
+    let err = map(&[
+        ("error", t("internal")),
+        ("message", t("b")),
+        ("error", t("internal")),
+    ]);
     assert_eq!(
         ErrorBody::decode(&err),
         Err(DecodeError::DuplicateField("error".into()))
@@ -832,7 +865,7 @@ fn each_limit_has_its_own_code() {
         DecodeError::UnsupportedVersion(2),
         DecodeError::UnsupportedSuite([0; 3]),
     ];
-    let codes: std::collections::BTreeSet<_> = errors.iter().map(DecodeError::code).collect();
+    let codes: std::collections::HashSet<_> = errors.iter().map(DecodeError::code).collect();
     assert_eq!(codes.len(), errors.len());
 }
 
@@ -950,15 +983,15 @@ fn entries_of(r: &Report) -> usize {
 
 fn staff_item() -> impl Strategy<Value = StaffItem> {
     (
-        any::<String>(),
+        any::<[u8; 16]>(),
         any::<u64>(),
-        prop::sample::select(vec!["api", "web", "web-nojs"]),
+        prop::sample::select(Channel::ALL.to_vec()),
         vec(any::<u8>(), 0..600),
     )
         .prop_map(|(id, received_at, channel, envelope)| StaffItem {
-            id,
+            id: RecordId::from_bytes(id),
             received_at,
-            channel: channel.into(),
+            channel,
             envelope,
         })
 }
@@ -997,6 +1030,16 @@ proptest! {
         ids in vec(any::<String>(), 0..100),
         acked in any::<u64>(),
     ) {
+        let dead = DeadList {
+            reports: reports
+                .iter()
+                .zip(ids.iter().cycle())
+                .map(|(item, reason)| DeadItem { item: item.clone(), reason: reason.clone() })
+                .collect(),
+        };
+        if !ids.is_empty() || reports.is_empty() {
+            prop_assert_eq!(DeadList::decode(&dead.encode()).unwrap(), dead);
+        }
         let list = StaffList { reports, next };
         prop_assert_eq!(StaffList::decode(&list.encode()).unwrap(), list);
         let ack = AckRequest { ids };
@@ -1006,12 +1049,18 @@ proptest! {
     }
 
     #[test]
-    fn small_answers_round_trip(a in any::<String>(), b in any::<String>(), day in any::<bool>()) {
-        let s = SubmitAnswer { id: a.clone(), receipt: b.clone() };
+    fn small_answers_round_trip(
+        id in any::<[u8; 16]>(),
+        b in any::<String>(),
+        day in any::<bool>(),
+        reason in prop::sample::select(Reason::ALL.to_vec()),
+        status in prop::sample::select(ReceiptState::ALL.to_vec()),
+    ) {
+        let s = SubmitAnswer { id: RecordId::from_bytes(id), receipt: b.clone() };
         prop_assert_eq!(SubmitAnswer::decode(&s.encode()).unwrap(), s);
-        let e = ErrorBody::new(&a, b);
+        let e = ErrorBody::new(reason, b);
         prop_assert_eq!(ErrorBody::decode(&e.encode()).unwrap(), e);
-        let r = ReceiptAnswer { status: a, day: day.then_some(20_416) };
+        let r = ReceiptAnswer { status, day: day.then_some(20_416) };
         prop_assert_eq!(ReceiptAnswer::decode(&r.encode()).unwrap(), r);
     }
 

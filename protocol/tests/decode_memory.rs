@@ -10,8 +10,8 @@
 
 use hotline_protocol::cbor::Writer;
 use hotline_protocol::{
-    AckAnswer, AckRequest, Envelope, ErrorBody, KeyDocument, ReceiptAnswer, Report, StaffList,
-    SubmitAnswer, VerifyingKey,
+    AckAnswer, AckRequest, DeadList, Envelope, ErrorBody, KeyAnswer, KeyDocument, ReceiptAnswer,
+    Report, StaffList, SubmitAnswer, VerifyingKey,
 };
 use peak_alloc::PeakAlloc;
 
@@ -22,7 +22,7 @@ const SLACK: usize = 64 * 1024;
 
 type Decoder = fn(&[u8]);
 
-fn decoders() -> [(&'static str, Decoder); 10] {
+fn decoders() -> [(&'static str, Decoder); 12] {
     [
         ("Envelope", |b| drop(Envelope::decode(b))),
         ("Report", |b| drop(Report::decode(b))),
@@ -33,6 +33,8 @@ fn decoders() -> [(&'static str, Decoder); 10] {
         ("SubmitAnswer", |b| drop(SubmitAnswer::decode(b))),
         ("ErrorBody", |b| drop(ErrorBody::decode(b))),
         ("StaffList", |b| drop(StaffList::decode(b))),
+        ("DeadList", |b| drop(DeadList::decode(b))),
+        ("KeyAnswer", |b| drop(KeyAnswer::decode(b))),
         ("AckRequest", |b| drop(AckRequest::decode(b))),
         ("AckAnswer", |b| drop(AckAnswer::decode(b))),
         ("ReceiptAnswer", |b| drop(ReceiptAnswer::decode(b))),

@@ -3,8 +3,12 @@
 //! tests/python/interop.py (pyhpke + cbor2 + pyca/cryptography).
 //!
 //! The interpreter is `$HOTLINE_PYTHON`, else `<workspace>/target/venv/bin/python3`
-//! (made by `ops/test-all`). If it is missing or cannot import the packages the
-//! tests fail, unless `HOTLINE_SKIP_INTEROP=1`.
+//! (made by `ops/test-all`). If it is missing or cannot import the packages, the
+//! tests skip with a notice naming `bash ops/test-all`; they fail instead when
+//! `HOTLINE_REQUIRE_INTEROP=1` (set by `ops/test-all`) or when `HOTLINE_PYTHON`
+//! was set explicitly.
+
+mod common;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,34 +26,35 @@ fn workspace() -> PathBuf {
     std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).unwrap()
 }
 
-/// The Python interpreter, or `None` when interop is explicitly skipped.
+/// The Python interpreter, or `None` when it is missing and nobody asked for
+/// interop (then the test skips, saying how to enable it).
 fn python() -> Option<PathBuf> {
-    if std::env::var("HOTLINE_SKIP_INTEROP").as_deref() == Ok("1") {
-        return None;
-    }
-    let python = std::env::var_os("HOTLINE_PYTHON")
+    let explicit = std::env::var_os("HOTLINE_PYTHON");
+    let asked = explicit.is_some();
+    let python = explicit
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target/venv/bin/python3"));
-    let hint = "run `ops/test-all` (it makes target/venv from tests/python/requirements.txt), \
-                or set HOTLINE_PYTHON to a python3 with those packages, \
-                or HOTLINE_SKIP_INTEROP=1 to skip";
-    assert!(
-        python.exists(),
-        "Python interop: no interpreter at {}; {hint}",
-        python.display()
-    );
-    let ok = Command::new(&python)
+    let problem = if !python.exists() {
+        format!("no Python interpreter at {}", python.display())
+    } else if !Command::new(&python)
         .args(["-c", "import pyhpke, cbor2, cryptography"])
         .stderr(Stdio::null())
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+        .is_ok_and(|s| s.success())
+    {
+        format!(
+            "{} cannot import pyhpke, cbor2 and cryptography (tests/python/requirements.txt)",
+            python.display()
+        )
+    } else {
+        return Some(python);
+    };
     assert!(
-        ok,
-        "Python interop: {} cannot import pyhpke, cbor2 and cryptography; {hint}",
-        python.display()
+        !asked,
+        "Python interop: HOTLINE_PYTHON is set but {problem}"
     );
-    Some(python)
+    common::skip_or_fail("Python interop", &problem);
+    None
 }
 
 fn interop(python: &PathBuf, args: &[&str], stdin: &str) -> String {

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! RFC 9180 test vectors for the suites of protocol v1 (see
-//! shared/testvectors/README.md): DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+//! tests/vectors/README.md for their provenance): DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
 //! AES-128-GCM and ChaCha20-Poly1305, base and PSK modes.
 //!
 //! - key derivation: `DeriveKeyPair(ikmR)` gives `skRm`/`pkRm`, and our own
@@ -21,7 +21,7 @@ use serde_json::Value;
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testvectors/hpke-rfc9180.json"
+    "/tests/vectors/hpke-rfc9180.json"
 );
 
 fn hex_field(v: &Value, name: &str) -> Vec<u8> {

@@ -1,8 +1,8 @@
 //! Durable intake throughput through the group-commit writer: 2 KiB records, N concurrent
-//! submitters, both engines. Run in release mode:
+//! submitters, redb and (with the `sled` feature) sled. Run in release mode:
 //!
 //! ```text
-//! cargo run --release -p hotline-store --example commit_bench -- [records] [concurrency] [dir]
+//! cargo run --release -p hotline-store --features sled --example commit_bench -- [records] [concurrency] [dir]
 //! ```
 //!
 //! `dir` should be on the disk the gateway will use (default: the system temp directory).
@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use hotline_protocol::{Channel, RecordId};
 use hotline_store::committer::Committer;
 use hotline_store::{EngineKind, MasterKey, NewRecord, Store, StoreOptions};
 
@@ -29,7 +30,11 @@ fn main() {
         "{records} records of 2 KiB, concurrency {concurrency}, in {}",
         base.display()
     );
-    for kind in [EngineKind::Redb, EngineKind::Sled] {
+    let mut kinds = vec![EngineKind::Redb];
+    if cfg!(feature = "sled") {
+        kinds.push(EngineKind::Sled);
+    }
+    for kind in kinds {
         for conc in [1, concurrency] {
             let n = if conc == 1 {
                 records.min(2_000)
@@ -53,10 +58,7 @@ async fn run(kind: EngineKind, records: u64, concurrency: u64, base: &std::path:
     let store =
         Arc::new(Store::open(dir.path(), kind, &MasterKey::from_bytes([9; 32]), opts).unwrap());
     let handle = Committer::spawn(Arc::clone(&store), 4096, 512);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = hotline_protocol::time::unix_now();
     let per_task = records / concurrency;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -65,10 +67,15 @@ async fn run(kind: EngineKind, records: u64, concurrency: u64, base: &std::path:
         tasks.push(tokio::spawn(async move {
             for i in 0..per_task {
                 let rec = NewRecord {
-                    id: format!("{task:04}-{i:08}-bench-random-id"),
+                    id: RecordId::from_bytes({
+                        let mut raw = [0u8; 16];
+                        raw[..8].copy_from_slice(&task.to_be_bytes());
+                        raw[8..].copy_from_slice(&i.to_be_bytes());
+                        raw
+                    }),
                     receipt: format!("r-{task}-{i}"),
                     received_at: now,
-                    channel: "api".to_owned(),
+                    channel: Channel::Api,
                     envelope: vec![0xA5; 2048],
                     idempotency_key: Some({
                         let mut k = [0u8; 16];

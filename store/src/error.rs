@@ -140,6 +140,16 @@ pub enum StoreError {
         requested: &'static str,
     },
 
+    /// The config asks for an engine this build does not include (sled is behind the cargo
+    /// feature `sled`, off by default).
+    #[error(
+        "store engine {engine} is not built into this binary: rebuild with the cargo feature \"{engine}\" or use engine = \"redb\""
+    )]
+    EngineNotBuilt {
+        /// The engine asked for.
+        engine: &'static str,
+    },
+
     /// The operating system's random number generator failed.
     #[error("system random number generator failed ({what})")]
     Random {

@@ -88,7 +88,7 @@ fn suite(aead: u64) -> impl Fn(&mut Writer) {
 
 /// Sends every case and checks status, reason and that the body is the
 /// protocol's error body with a message.
-async fn check_all(t: &hotline_client::transport::Transport, cases: Vec<Case<'_>>) {
+async fn check_all(t: &hotline_https::Transport, cases: Vec<Case<'_>>) {
     for c in cases {
         let a = t.send(c.method, c.path, &c.headers, c.body).await.unwrap();
         let what = c.what;
@@ -103,14 +103,12 @@ async fn check_all(t: &hotline_client::transport::Transport, cases: Vec<Case<'_>
 
 #[test]
 fn every_kind_of_bad_input_gets_its_status_and_reason_and_stores_nothing() {
-    let mut gw = Gateway::install(|t| {
-        t.replace(
-            "per_client_per_minute = 30",
-            "per_client_per_minute = 100000",
-        )
-        .replace("per_client_burst = 20", "per_client_burst = 10000")
-        .replace("body_timeout_secs = 30", "body_timeout_secs = 2")
-    });
+    let mut gw = Gateway::install(|c| {
+        c.limits.per_client_per_minute = 100_000;
+        c.limits.per_client_burst = 10_000;
+        c.limits.body_timeout = Duration::from_secs(2);
+    })
+    .in_process();
     gw.start();
     let rt = runtime();
     rt.block_on(async {
@@ -261,10 +259,11 @@ fn every_kind_of_bad_input_gets_its_status_and_reason_and_stores_nothing() {
 
 #[test]
 fn a_flood_from_one_address_is_told_to_wait() {
-    let mut gw = Gateway::install(|t| {
-        t.replace("per_client_per_minute = 30", "per_client_per_minute = 1")
-            .replace("per_client_burst = 20", "per_client_burst = 3")
-    });
+    let mut gw = Gateway::install(|c| {
+        c.limits.per_client_per_minute = 1;
+        c.limits.per_client_burst = 3;
+    })
+    .in_process();
     gw.start();
     runtime().block_on(async {
         let t = gw.transport();
@@ -286,7 +285,7 @@ fn a_flood_from_one_address_is_told_to_wait() {
 
 #[test]
 fn a_full_store_answers_507_and_stores_nothing_more() {
-    let mut gw = Gateway::install(|t| t.replace("max_bytes = 1073741824", "max_bytes = 20000"));
+    let mut gw = Gateway::install(|c| c.store.max_bytes = 20_000).in_process();
     gw.start();
     runtime().block_on(async {
         let t = gw.transport();

@@ -57,8 +57,7 @@ fn healthz() -> Request<Empty<Bytes>> {
 
 #[test]
 fn open_connections_stay_within_the_memory_budget_and_are_served() {
-    let mut gw =
-        Gateway::install(|t| t.replace("header_timeout_secs = 10", "header_timeout_secs = 120"));
+    let mut gw = Gateway::install(|c| c.limits.header_timeout = Duration::from_secs(120));
     gw.start();
     let idle = gw.rss_kib();
     let rt = runtime();
@@ -126,7 +125,7 @@ fn open_connections_stay_within_the_memory_budget_and_are_served() {
 
 #[test]
 fn connections_beyond_the_cap_are_closed_and_the_gateway_recovers() {
-    let mut gw = Gateway::install(|t| t.replace("max_connections = 4096", "max_connections = 20"));
+    let mut gw = Gateway::install(|c| c.limits.max_connections = 20);
     gw.start();
     let rt = runtime();
     let addr = gw.addr.unwrap();

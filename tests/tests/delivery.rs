@@ -40,22 +40,20 @@ fn assert_exactly_once(stored: &[String], files: &[String], expected: &[String])
     }
 }
 
-fn push_gateway(engine: &str, edit: impl FnOnce(String) -> String) -> (Gateway, Receiver) {
-    // The receiver needs the gateway's hotline key, and the gateway the
-    // receiver's port: make the install first, then write the section.
-    let mut gw = Gateway::with_engine(engine);
+/// Adds push delivery to `gw` (open limits, a `[forward]` section for a new
+/// receiver) and starts it. The receiver needs the gateway's hotline key, and
+/// the gateway the receiver's port: the install comes first.
+fn push_gateway(mut gw: Gateway) -> (Gateway, Receiver) {
     let receiver = Receiver::new(&gw);
-    let config = gw.path("config.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = format!("{}{}", edit(open_limits(text)), forward_section(&receiver));
-    std::fs::write(&config, text).unwrap();
+    open_limits(&mut gw.config);
+    gw.config.forward = Some(forward_section(&receiver));
     gw.start();
     (gw, receiver)
 }
 
 #[test]
 fn backend_down_then_up_gets_all_500_exactly_once_and_the_queue_drains() {
-    let (mut gw, mut receiver) = push_gateway("redb", |t| t);
+    let (mut gw, mut receiver) = push_gateway(Gateway::with_engine("redb").in_process());
     let rt = runtime();
     let ids: Vec<String> = rt.block_on(async {
         let t = gw.transport();
@@ -98,7 +96,7 @@ fn backend_down_then_up_gets_all_500_exactly_once_and_the_queue_drains() {
 
 #[test]
 fn a_flapping_backend_loses_nothing_and_writes_nothing_twice() {
-    let (mut gw, mut receiver) = push_gateway("redb", |t| t);
+    let (mut gw, mut receiver) = push_gateway(Gateway::with_engine("redb").in_process());
     receiver.start();
     let rt = runtime();
     // Kill (SIGKILL) and restart the backend several times while reports
@@ -137,7 +135,7 @@ fn a_flapping_backend_loses_nothing_and_writes_nothing_twice() {
 
 #[test]
 fn two_staff_machines_pulling_at_once_keep_each_report_once() {
-    let mut gw = Gateway::install(open_limits);
+    let mut gw = Gateway::install(open_limits).in_process();
     gw.start();
     let rt = runtime();
     let out = tempfile::tempdir().unwrap();
@@ -215,7 +213,7 @@ fn two_staff_machines_pulling_at_once_keep_each_report_once() {
 
 #[test]
 fn a_permanent_refusal_goes_to_dead_letter_and_stays_there_across_restarts() {
-    let (mut gw, mut receiver) = push_gateway("redb", |t| t);
+    let (mut gw, mut receiver) = push_gateway(Gateway::with_engine("redb").in_process());
     receiver.start();
     let rt = runtime();
     let token = gw.staff_token();
@@ -278,6 +276,97 @@ fn a_permanent_refusal_goes_to_dead_letter_and_stays_there_across_restarts() {
     assert!(gw.stop().success());
 }
 
+/// `hotline-staff pull --dead` takes dead-lettered records out and ends,
+/// even when a full page of them does not open (it used to stop on the
+/// running total of acks and could loop forever).
+#[test]
+fn pull_dead_takes_dead_letters_out_and_terminates() {
+    let (mut gw, mut receiver) = push_gateway(Gateway::with_engine("redb").in_process());
+    // A backend holding another hotline key answers 422 `undecryptable` to
+    // every delivery: the gateway dead-letters them all.
+    let wrong =
+        hotline_protocol::HpkeSecretKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    receiver.hotline_key = receiver.dir.path().join("wrong-hpke.pem");
+    std::fs::write(&receiver.hotline_key, wrong.to_pem().unwrap()).unwrap();
+    receiver.start();
+    let token = gw.staff_token();
+    let rt = runtime();
+    let (good, bad) = rt.block_on(async {
+        let t = gw.transport();
+        let mut good = Vec::new();
+        for i in 0..5 {
+            let a = submit(&t, seal(&gw, &sample_report(&format!("dead {i}"))), None).await;
+            good.push(hotline_protocol::SubmitAnswer::decode(&a.body).unwrap().id);
+        }
+        let mut bad = Vec::new();
+        for _ in 0..3 {
+            let a = submit(&t, corrupt_envelope(&gw), None).await;
+            bad.push(hotline_protocol::SubmitAnswer::decode(&a.body).unwrap().id);
+        }
+        wait_for_drain(&t, &token, Duration::from_secs(30)).await;
+        assert_eq!(metric(&t, "hotline_dead_lettered_total").await, 8.0);
+        (good, bad)
+    });
+    let dead_ids = |gw: &Gateway| {
+        runtime().block_on(async {
+            let a = gw
+                .transport()
+                .send(
+                    Method::GET,
+                    "/v1/staff/dead?limit=1000",
+                    &[("authorization", &format!("Bearer {token}"))],
+                    Vec::new(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(a.status, 200);
+            let list = hotline_protocol::DeadList::decode(&a.body).unwrap();
+            for d in &list.reports {
+                assert!(d.reason.contains("422"), "{}", d.reason);
+                assert!(d.reason.contains("undecryptable"), "{}", d.reason);
+            }
+            list.reports
+                .into_iter()
+                .map(|d| d.item.id.to_string())
+                .collect::<BTreeSet<_>>()
+        })
+    };
+    let all: BTreeSet<String> = good.iter().chain(&bad).map(|id| id.to_string()).collect();
+    assert_eq!(dead_ids(&gw), all);
+
+    // Pages of 2, with 3 records that never open: it must still end.
+    let out = tempfile::tempdir().unwrap();
+    let mut pull = spawn_pull_with(&gw, out.path(), 2, &["--dead"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = pull.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = pull.kill();
+            panic!("hotline-staff pull --dead did not terminate");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = pull.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // It says the undecryptable ones stay: a failure exit.
+    assert!(!status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("3 undecryptable"), "{stderr}");
+    for id in &good {
+        assert!(stdout.contains(&format!("stored {id}")), "{stdout}");
+        let kept: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.path().join(format!("{id}.json"))).unwrap())
+                .unwrap();
+        let reason = kept["dead_reason"].as_str().unwrap();
+        assert!(reason.contains("undecryptable"), "{reason}");
+    }
+    let left: BTreeSet<String> = bad.iter().map(|id| id.to_string()).collect();
+    assert_eq!(dead_ids(&gw), left);
+    assert!(gw.stop().success());
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
@@ -296,17 +385,16 @@ fn crypto_shredding(engine: &str) {
         _ => hotline_store::EngineKind::Redb,
     };
     // Small epochs and retention so the test sees keys destroyed.
-    let (mut gw, mut receiver) = push_gateway(engine, |t| {
-        let t = t
-            .replace("epoch_secs = 86400", "epoch_secs = 2")
-            .replace("retention_secs = 86400", "retention_secs = 2")
-            .replace("shred_interval_secs = 3600", "shred_interval_secs = 1");
-        assert!(
-            t.contains("epoch_secs = 2"),
-            "template lacks store.epoch_secs"
-        );
-        t
-    });
+    // A process: the test reads its log.
+    let (mut gw, mut receiver) = push_gateway(Gateway::install(|c| {
+        c.store.engine = match engine {
+            "sled" => Engine::Sled,
+            _ => Engine::Redb,
+        };
+        c.store.epoch_secs = 2;
+        c.store.retention_secs = 2;
+        c.store.shred_interval = Duration::from_secs(1);
+    }));
     let rt = runtime();
     let ids: Vec<String> = rt.block_on(async {
         let submitted = submit_many(&gw, 20, 4).await;
@@ -395,17 +483,18 @@ fn delivered_epochs_are_crypto_shredded_redb() {
     crypto_shredding("redb");
 }
 
+#[cfg(feature = "sled")]
 #[test]
 fn delivered_epochs_are_crypto_shredded_sled() {
     crypto_shredding("sled");
 }
 
-async fn receipt(t: &hotline_client::transport::Transport, code: &str) -> ReceiptAnswer {
+async fn receipt(t: &hotline_https::Transport, code: &str) -> ReceiptAnswer {
     let raw = receipt_raw(t, code).await;
     ReceiptAnswer::decode(&raw.1).unwrap()
 }
 
-async fn receipt_raw(t: &hotline_client::transport::Transport, code: &str) -> (u16, Vec<u8>) {
+async fn receipt_raw(t: &hotline_https::Transport, code: &str) -> (u16, Vec<u8>) {
     let a = t
         .send(
             Method::GET,
@@ -420,7 +509,7 @@ async fn receipt_raw(t: &hotline_client::transport::Transport, code: &str) -> (u
 
 #[test]
 fn a_receipt_moves_from_queued_to_delivered_and_bad_codes_look_unknown() {
-    let (mut gw, mut receiver) = push_gateway("redb", |t| t);
+    let (mut gw, mut receiver) = push_gateway(Gateway::with_engine("redb").in_process());
     let rt = runtime();
     rt.block_on(async {
         let t = gw.transport();

@@ -1,4 +1,5 @@
-//! Intake end to end: a real gateway process, real TLS, 127.0.0.1.
+//! Intake end to end: the gateway in-process, real TLS, 127.0.0.1; the
+//! config check runs the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hotline_e2e::*;
@@ -7,7 +8,7 @@ use hyper::Method;
 
 #[test]
 fn a_sealed_report_is_stored_listed_opened_and_gone_after_ack() {
-    let mut gw = Gateway::with_engine("redb");
+    let mut gw = Gateway::with_engine("redb").in_process();
     gw.start();
     let rt = runtime();
     rt.block_on(async {
@@ -37,15 +38,12 @@ fn a_sealed_report_is_stored_listed_opened_and_gone_after_ack() {
         assert_eq!(staff_ack(&t, &token, vec![answer.id.clone()]).await, 1);
         assert!(staff_list_all(&t, &token).await.reports.is_empty());
     });
-    assert!(
-        gw.stop().success(),
-        "SIGTERM ends the gateway with status 0"
-    );
+    assert!(gw.stop().success(), "a stopped gateway ends with Ok");
 }
 
 #[test]
 fn the_same_envelope_with_one_idempotency_key_is_stored_once() {
-    let mut gw = Gateway::with_engine("redb");
+    let mut gw = Gateway::with_engine("redb").in_process();
     gw.start();
     runtime().block_on(async {
         let t = gw.transport();
@@ -65,7 +63,8 @@ fn the_same_envelope_with_one_idempotency_key_is_stored_once() {
 
 #[test]
 fn key_document_health_and_metrics_are_served() {
-    let mut gw = Gateway::with_engine("sled");
+    let mut gw =
+        Gateway::with_engine(hotline_e2e::ENGINES[hotline_e2e::ENGINES.len() - 1]).in_process();
     gw.start();
     runtime().block_on(async {
         let t = gw.transport();
@@ -101,15 +100,32 @@ fn key_document_health_and_metrics_are_served() {
 
 #[test]
 fn check_config_explains_every_problem_at_once() {
-    let gw = Gateway::install(|t| {
-        t.replace("max_headers = 32", "max_headers = 1")
-            .replace("# plain = \"127.0.0.1:8080\"", "plain = \"0.0.0.0:8080\"")
-            .replace("log_level = \"info\"", "log_level = \"loud\"")
-    });
-    std::fs::remove_file(gw.path("gateway/master.key")).unwrap();
+    // As an operator would: `init`, then edit the text.
+    let dir = tempfile::tempdir().unwrap();
+    let init = |dir: &std::path::Path| {
+        let status = std::process::Command::new(bin("hotline-gateway"))
+            .args(["init", "--dir"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "hotline-gateway init failed");
+        dir.join("config.toml")
+    };
+    let config = init(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = edit(&text, "max_headers = 32", "max_headers = 1");
+    let text = edit(
+        &text,
+        "# plain = \"127.0.0.1:8080\"",
+        "plain = \"0.0.0.0:8080\"",
+    );
+    let text = edit(&text, "log_level = \"info\"", "log_level = \"loud\"");
+    std::fs::write(&config, text).unwrap();
+    std::fs::remove_file(dir.path().join("gateway/master.key")).unwrap();
     let out = std::process::Command::new(bin("hotline-gateway"))
         .args(["check-config", "--config"])
-        .arg(gw.path("config.toml"))
+        .arg(&config)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -126,10 +142,10 @@ fn check_config_explains_every_problem_at_once() {
             "check-config output lacks {needle:?}:\n{text}"
         );
     }
-    let ok = Gateway::install(|t| t);
+    let ok = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(bin("hotline-gateway"))
         .args(["check-config", "--config"])
-        .arg(ok.path("config.toml"))
+        .arg(init(ok.path()))
         .output()
         .unwrap();
     assert!(
@@ -142,7 +158,7 @@ fn check_config_explains_every_problem_at_once() {
 #[test]
 fn http2_is_offered_by_alpn_and_serves_the_api() {
     use http_body_util::{BodyExt, Full};
-    let mut gw = Gateway::with_engine("redb");
+    let mut gw = Gateway::with_engine("redb").in_process();
     gw.start();
     runtime().block_on(async {
         let config = tls_client(&gw, &[b"h2"]);
@@ -181,7 +197,7 @@ fn http2_is_offered_by_alpn_and_serves_the_api() {
 
 #[test]
 fn the_no_js_form_sent_again_after_a_lost_answer_is_stored_once() {
-    let mut gw = Gateway::with_engine("redb");
+    let mut gw = Gateway::with_engine("redb").in_process();
     gw.start();
     runtime().block_on(async {
         let t = gw.transport();

@@ -47,10 +47,10 @@ fn post(path: &str, ctype: &str, body: Vec<u8>) -> Request<Full<Bytes>> {
 
 #[test]
 fn canary_and_client_address_stay_out_of_disk_logs_and_metrics() {
-    for engine in ["redb", "sled"] {
-        let mut gw = Gateway::install(|t| {
-            t.replace("log_level = \"info\"", "log_level = \"trace\"")
-                .replace("engine = \"redb\"", &format!("engine = \"{engine}\""))
+    for &engine in hotline_e2e::ENGINES {
+        let mut gw = Gateway::install(|c| {
+            c.log_level = "trace".parse().unwrap();
+            c.store.engine = engine_named(engine);
         });
         gw.start();
         runtime().block_on(async {

@@ -12,13 +12,13 @@
 
 use std::fmt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use hotline_protocol::cbor::{DecodeError, Limits, Reader};
-use hotline_protocol::{fingerprint, KeyDocError, KeyDocument, VerifyingKey};
+use hotline_protocol::cbor::DecodeError;
+use hotline_protocol::time::unix_now;
+use hotline_protocol::{KeyAnswer, KeyDocError, KeyDocument, VerifyingKey};
 use hyper::{Method, StatusCode};
 
-use crate::transport::{Transport, TransportError};
+use hotline_https::{Transport, TransportError};
 
 /// Bytes of SHA-256 a fingerprint keeps.
 const FINGERPRINT_BYTES: usize = 16;
@@ -99,7 +99,7 @@ impl Pin {
     pub fn matches(&self, key: &VerifyingKey) -> bool {
         match self {
             Pin::Key(k) => k == key,
-            Pin::Fingerprint(_) => same_fingerprint(&self.fingerprint(), &fingerprint(&key.0)),
+            Pin::Fingerprint(_) => same_fingerprint(&self.fingerprint(), &key.fingerprint()),
         }
     }
 }
@@ -173,65 +173,19 @@ impl KeyError {
     }
 }
 
-/// The current unix time in seconds.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// The fields of a `GET /v1/key` answer.
-struct Outer<'b> {
-    sig: Option<&'b [u8]>,
-    signer: Option<&'b [u8]>,
-}
-
-fn read_outer(signed: &[u8]) -> Result<Outer<'_>, DecodeError> {
-    let mut r = Reader::new(signed, Limits::ENVELOPE)?;
-    let mut outer = Outer {
-        sig: None,
-        signer: None,
-    };
-    let mut has_key = false;
-    r.for_each_entry("key document", |r, k| {
-        match k {
-            "key" => {
-                r.bytes("key")?;
-                has_key = true;
-            }
-            "sig" => outer.sig = Some(r.bytes("sig")?),
-            "signer" => outer.signer = Some(r.bytes("signer")?),
-            _ => {
-                r.raw_value()?;
-            }
-        }
-        Ok(())
-    })?;
-    r.finish()?;
-    if !has_key {
-        return Err(DecodeError::MissingField("key"));
-    }
-    Ok(outer)
-}
-
 /// Verifies a `GET /v1/key` answer against the pin at time `now`.
 pub fn verify_key_document(signed: &[u8], pin: &Pin, now: u64) -> Result<VerifiedKey, KeyError> {
-    let outer = read_outer(signed).map_err(KeyError::Malformed)?;
-    if outer.sig.is_none_or(<[u8]>::is_empty) {
+    let answer = KeyAnswer::decode(signed).map_err(|e| match e {
+        DecodeError::MissingField("sig") => KeyError::Unsigned,
+        other => KeyError::Malformed(other),
+    })?;
+    if answer.sig.is_empty() {
         return Err(KeyError::Unsigned);
     }
     let signer = match pin {
         Pin::Key(k) => *k,
         Pin::Fingerprint(_) => {
-            let raw = outer.signer.ok_or(KeyError::NoSigner)?;
-            let raw: [u8; 32] = raw.try_into().map_err(|_| {
-                KeyError::Malformed(DecodeError::InvalidValue {
-                    field: "signer",
-                    reason: "must be 32 bytes",
-                })
-            })?;
-            let served = VerifyingKey(raw);
+            let served = answer.signer.ok_or(KeyError::NoSigner)?;
             if !pin.matches(&served) {
                 return Err(KeyError::OtherSigner {
                     pinned: pin.fingerprint(),
@@ -243,15 +197,15 @@ pub fn verify_key_document(signed: &[u8], pin: &Pin, now: u64) -> Result<Verifie
     };
     // With a full-key pin, a document naming another signer is refused with
     // the clearer message before the signature check would fail anyway.
-    if let (Pin::Key(k), Some(raw)) = (pin, outer.signer) {
-        if raw != k.0 {
+    if let (Pin::Key(k), Some(served)) = (pin, answer.signer) {
+        if served != *k {
             return Err(KeyError::OtherSigner {
                 pinned: pin.fingerprint(),
-                served: fingerprint(raw),
+                served: served.fingerprint(),
             });
         }
     }
-    let document = KeyDocument::verify(signed, &signer, now).map_err(|e| match e {
+    let document = answer.verify(&signer, now).map_err(|e| match e {
         KeyDocError::Decode(d) => KeyError::Malformed(d),
         KeyDocError::BadSignature => KeyError::BadSignature {
             pinned: pin.fingerprint(),
@@ -307,26 +261,9 @@ mod tests {
 
     /// The answer as the gateway serves it: `key`, `sig` and `signer`.
     fn served(doc: &KeyDocument, signing: &SigningKey) -> Vec<u8> {
-        let signed = doc.sign(signing);
-        let mut r = Reader::new(&signed, Limits::ENVELOPE).unwrap();
-        let (mut key, mut sig) = (Vec::new(), Vec::new());
-        r.for_each_entry("doc", |r, k| {
-            match k {
-                "key" => key = r.bytes("key")?.to_vec(),
-                _ => sig = r.bytes("sig")?.to_vec(),
-            }
-            Ok(())
-        })
-        .unwrap();
-        let mut w = Writer::new();
-        w.map(3)
-            .text("key")
-            .bytes(&key)
-            .text("sig")
-            .bytes(&sig)
-            .text("signer")
-            .bytes(&signing.verifying_key().0);
-        w.into_bytes()
+        KeyAnswer::sign(doc, signing)
+            .with_signer(signing.verifying_key())
+            .encode()
     }
 
     #[test]

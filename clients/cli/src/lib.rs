@@ -10,19 +10,21 @@
 
 pub mod key;
 pub mod pdq;
+pub mod pool;
 pub mod queue;
 pub mod report;
 pub mod status;
 pub mod submit;
-pub mod transport;
 
 use hotline_protocol::{Report, SubmitAnswer};
 
+/// The HTTPS transport every call takes, re-exported so apps need not name
+/// the plumbing crate.
+pub use hotline_https::Transport;
 pub use key::{KeyError, Pin, VerifiedKey};
 pub use queue::{FlushOptions, FlushReport, Queue, SentRecord};
 pub use status::ReceiptStatus;
 pub use submit::{IdempotencyKey, RetryPolicy, SubmitError};
-pub use transport::Transport;
 
 /// A gateway, the pinned hotline key and how hard to try.
 #[derive(Debug, Clone)]

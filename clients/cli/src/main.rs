@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use hotline_client::key::{fetch_key, unix_now, verify_key_document, KeyError, Pin, VerifiedKey};
+use hotline_client::key::{fetch_key, verify_key_document, KeyError, Pin, VerifiedKey};
 use hotline_client::queue::{FlushOptions, FlushReport, Queue};
 use hotline_client::report::{hash_image_file, parse_category, parse_seen_at, ReportInput};
 use hotline_client::status::receipt_status;
 use hotline_client::submit::{seal, send_with_retries, IdempotencyKey, RetryPolicy};
-use hotline_client::transport::Transport;
+use hotline_https::Transport;
+use hotline_protocol::time::unix_now;
 use hotline_protocol::Report;
 
 /// Exit status when a report or line was refused or could not be sent.
@@ -469,7 +470,10 @@ async fn key(a: KeyArgs) -> Outcome {
 /// The result of one batch line.
 #[derive(Debug)]
 enum LineResult {
-    Accepted { id: String, receipt: String },
+    Accepted {
+        id: hotline_protocol::RecordId,
+        receipt: String,
+    },
     Rejected(String),
 }
 
@@ -484,7 +488,7 @@ fn seal_line(line: &str, key: &VerifiedKey) -> Result<Vec<u8>, String> {
 fn print_line_result(line: usize, r: &LineResult) {
     let v = match r {
         LineResult::Accepted { id, receipt } => serde_json::json!({
-            "line": line, "status": "accepted", "id": id, "receipt": receipt
+            "line": line, "status": "accepted", "id": id.as_str(), "receipt": receipt
         }),
         LineResult::Rejected(reason) => serde_json::json!({
             "line": line, "status": "rejected", "reason": reason
@@ -505,44 +509,37 @@ async fn batch(a: BatchArgs) -> Outcome {
     let (tx, rx) = tokio::sync::mpsc::channel::<(usize, Vec<u8>)>(2 * concurrency);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let results: Arc<Mutex<Vec<(usize, LineResult)>>> = Arc::default();
-    let next_start = Arc::new(Mutex::new(Instant::now()));
-    let pace = Duration::from_millis(a.pace_ms);
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency {
-        let (rx, results, t, next_start) =
-            (rx.clone(), results.clone(), t.clone(), next_start.clone());
-        workers.spawn(async move {
-            loop {
-                let Some((line, envelope)) = rx.lock().await.recv().await else {
-                    return;
-                };
-                if !pace.is_zero() {
-                    let start = {
-                        let mut next = next_start.lock().unwrap_or_else(|p| p.into_inner());
-                        let start = (*next).max(Instant::now());
-                        *next = start + pace;
-                        start
-                    };
-                    tokio::time::sleep_until(start.into()).await;
-                }
-                let idem = match IdempotencyKey::generate() {
-                    Ok(k) => k,
-                    Err(e) => {
-                        record(&results, line, LineResult::Rejected(e.to_string()));
-                        continue;
-                    }
-                };
-                let r = match send_with_retries(&t, &envelope, &idem, &policy).await {
-                    Ok(ans) => LineResult::Accepted {
-                        id: ans.id,
-                        receipt: ans.receipt,
+    let next = move || {
+        let rx = rx.clone();
+        async move { rx.lock().await.recv().await }
+    };
+    let send = {
+        let (results, t) = (results.clone(), t.clone());
+        move |(line, envelope): (usize, Vec<u8>), pacer: hotline_client::pool::Pacer| {
+            let (results, t) = (results.clone(), t.clone());
+            async move {
+                pacer.wait_turn().await;
+                let r = match IdempotencyKey::generate() {
+                    Err(e) => LineResult::Rejected(e.to_string()),
+                    Ok(idem) => match send_with_retries(&t, &envelope, &idem, &policy).await {
+                        Ok(ans) => LineResult::Accepted {
+                            id: ans.id,
+                            receipt: ans.receipt,
+                        },
+                        Err(e) => LineResult::Rejected(format!("not sent: {e}")),
                     },
-                    Err(e) => LineResult::Rejected(format!("not sent: {e}")),
                 };
                 record(&results, line, r);
+                Ok::<(), std::io::Error>(())
             }
-        });
-    }
+        }
+    };
+    let workers = tokio::spawn(hotline_client::pool::run(
+        concurrency,
+        Duration::from_millis(a.pace_ms),
+        next,
+        send,
+    ));
     // Lines are read and sealed here, one at a time, while the workers send:
     // memory stays bounded whatever the file's length.
     let mut total = 0usize;
@@ -584,7 +581,9 @@ async fn batch(a: BatchArgs) -> Outcome {
         }
     }
     drop(tx);
-    while workers.join_next().await.is_some() {}
+    // The workers only record results, so there is no error to report; a
+    // worker that panicked leaves its line out of the results.
+    let _ = workers.await;
     let mut results = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
     results.sort_by_key(|(line, _)| *line);
     for (line, r) in &results {

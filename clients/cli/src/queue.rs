@@ -22,12 +22,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::pool::Pacer;
 use crate::submit::{send_with_retries, IdempotencyKey, RetryPolicy};
-use crate::transport::Transport;
+use hotline_https::Transport;
 
 /// The log of accepted reports.
 pub const SENT_LOG: &str = "sent.jsonl";
@@ -255,52 +256,36 @@ impl Queue {
             self.pending()?.into_iter().collect::<VecDeque<_>>(),
         ));
         let report = Arc::new(Mutex::new(FlushReport::default()));
-        let next_start = Arc::new(Mutex::new(Instant::now()));
         let already = Arc::new(already);
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..options.concurrency.max(1) {
+        let next = {
+            let (work, report) = (work.clone(), report.clone());
+            move || {
+                // Stop taking reports once the gateway is unreachable.
+                let item = if lock_ignore_poison(&report).unreachable {
+                    None
+                } else {
+                    lock_ignore_poison(&work).pop_front()
+                };
+                std::future::ready(item)
+            }
+        };
+        let send = {
             let (queue, transport, options) = (self.clone(), transport.clone(), options.clone());
-            let (work, report, next_start, already) = (
-                work.clone(),
-                report.clone(),
-                next_start.clone(),
-                already.clone(),
-            );
-            tasks.spawn(async move {
-                loop {
-                    let item = {
-                        let stop = lock_ignore_poison(&report).unreachable;
-                        if stop {
-                            None
-                        } else {
-                            lock_ignore_poison(&work).pop_front()
-                        }
-                    };
-                    let Some(item) = item else {
-                        return Ok::<(), io::Error>(());
-                    };
+            let report = report.clone();
+            move |item: Queued, pacer: Pacer| {
+                let (queue, transport, options) =
+                    (queue.clone(), transport.clone(), options.clone());
+                let (report, already) = (report.clone(), already.clone());
+                async move {
                     queue
-                        .flush_one(item, &transport, &options, &report, &next_start, &already)
-                        .await?;
-                }
-            });
-        }
-        let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
-                Err(e) => {
-                    first_error.get_or_insert(io::Error::other(e));
+                        .flush_one(item, &transport, &options, &report, &pacer, &already)
+                        .await
                 }
             }
-        }
+        };
+        let flushed = crate::pool::run(options.concurrency, options.pace, next, send).await;
         drop(lock);
-        if let Some(e) = first_error {
-            return Err(e);
-        }
+        flushed?;
         let mut report = std::mem::take(&mut *lock_ignore_poison(&report));
         // Whatever the workers did not reach stays queued.
         for item in lock_ignore_poison(&work).drain(..) {
@@ -317,7 +302,7 @@ impl Queue {
         transport: &Transport,
         options: &FlushOptions,
         report: &Mutex<FlushReport>,
-        next_start: &Mutex<Instant>,
+        pacer: &Pacer,
         already: &HashSet<String>,
     ) -> io::Result<()> {
         let key_text = item.key.to_string();
@@ -338,22 +323,14 @@ impl Queue {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        if !options.pace.is_zero() {
-            let start = {
-                let mut next = lock_ignore_poison(next_start);
-                let start = (*next).max(Instant::now());
-                *next = start + options.pace;
-                start
-            };
-            tokio::time::sleep_until(start.into()).await;
-        }
+        pacer.wait_turn().await;
         match send_with_retries(transport, &envelope, &item.key, &options.policy).await {
             Ok(answer) => {
                 let record = SentRecord {
                     idempotency_key: key_text,
-                    id: answer.id,
+                    id: answer.id.to_string(),
                     receipt: answer.receipt,
-                    sent_at: crate::key::unix_now(),
+                    sent_at: hotline_protocol::time::unix_now(),
                 };
                 self.record_sent(&record)?;
                 self.remove(&item.key)?;

@@ -11,8 +11,7 @@ use serde::Deserialize;
 
 use crate::pdq::{hash_image_bytes, DEFAULT_MAX_FILE_BYTES};
 
-/// Most URLs a report carries (the hotline's decode limit).
-pub const MAX_URLS: usize = 256;
+pub use hotline_protocol::MAX_URLS;
 
 /// Report fields as JSON (one line of a batch file).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -85,8 +84,8 @@ pub fn parse_seen_at(text: &str) -> Result<u64, InputError> {
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         return t.parse().map_err(|_| InputError::SeenAt(text.to_owned()));
     }
-    crate::status::days_from_civil(t)
-        .map(|d| d * 86_400)
+    hotline_protocol::time::parse_civil_date(t)
+        .map(|d| d * hotline_protocol::time::DAY)
         .ok_or_else(|| InputError::SeenAt(text.to_owned()))
 }
 

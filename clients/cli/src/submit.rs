@@ -14,7 +14,7 @@ use hyper::header::RETRY_AFTER;
 use hyper::{Method, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::transport::{Answer, Transport, TransportError};
+use hotline_https::{Answer, Transport, TransportError};
 
 /// The `Idempotency-Key` of one report: 16 random bytes, sent as base64url
 /// without padding (22 characters, safe in file names).
@@ -189,7 +189,7 @@ impl SubmitError {
 /// The `message` of an error body, or a note that there was none.
 pub fn error_message(body: &[u8]) -> String {
     match ErrorBody::decode(body) {
-        Ok(e) if e.message.is_empty() => e.error,
+        Ok(e) if e.message.is_empty() => e.error.as_str().to_owned(),
         Ok(e) => format!("{} ({})", e.message, e.error),
         Err(_) => "no error body".into(),
     }
@@ -213,7 +213,7 @@ fn classify(answer: Answer) -> Result<SubmitAnswer, SubmitError> {
     let body = ErrorBody::decode(&answer.body).ok();
     let code = body
         .as_ref()
-        .map(|b| b.error.clone())
+        .map(|b| b.error.as_str().to_owned())
         .unwrap_or_else(|| status.as_u16().to_string());
     let message = body
         .map(|b| b.message)
@@ -304,6 +304,7 @@ pub async fn send_with_retries(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use hotline_protocol::Reason;
 
     #[test]
     fn idempotency_keys_round_trip_as_base64url() {
@@ -349,13 +350,13 @@ mod tests {
             }
         };
         let ok = SubmitAnswer {
-            id: "x".into(),
+            id: hotline_protocol::RecordId::from_bytes([9; 16]),
             receipt: "1".into(),
         };
         assert_eq!(classify(answer(201, ok.encode(), None)).unwrap(), ok);
         let e = classify(answer(
             429,
-            ErrorBody::new("rate_limited", "wait").encode(),
+            ErrorBody::new(Reason::RateLimited, "wait").encode(),
             Some("7"),
         ))
         .unwrap_err();
@@ -365,7 +366,7 @@ mod tests {
         );
         let e = classify(answer(
             422,
-            ErrorBody::new("unknown_kid", "no").encode(),
+            ErrorBody::new(Reason::UnknownKid, "no").encode(),
             None,
         ))
         .unwrap_err();

@@ -1,4 +1,5 @@
-//! PDQ against the reference vectors in shared/testvectors/pdq (C++ reference output),
+//! PDQ against the reference vectors in tests/vectors/pdq (C++ reference output; see its
+//! README.md for provenance),
 //! plus error paths: corrupt input, size limits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,10 +10,7 @@ use hotline_client::pdq::{
     ImageHashError, PdqHash,
 };
 
-const VECTORS_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/testvectors/pdq"
-);
+const VECTORS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/pdq");
 
 /// Hamming tolerance for images the reference rates quality >= 80 (its own correctness bar).
 const MAX_DISTANCE_GOOD: u32 = 10;

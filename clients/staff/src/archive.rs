@@ -17,7 +17,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use hotline_protocol::{HpkeSecretKey, Report};
+use hotline_protocol::{Channel, HpkeSecretKey, RecordId, Report};
 use serde_json::{json, Map, Value};
 
 use crate::StaffError;
@@ -30,12 +30,14 @@ pub const UNDECRYPTABLE: &str = "undecryptable";
 /// What the gateway says about a record besides its envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
-    /// The gateway's record id.
-    pub id: String,
+    /// The gateway's record id (also the file name: a record id is safe as one).
+    pub id: RecordId,
     /// Receive time (rounded to the hour), if known.
     pub received_at: Option<u64>,
     /// Intake channel, if known.
-    pub channel: Option<String>,
+    pub channel: Option<Channel>,
+    /// Why the push backend refused it, for a record taken out of dead-letter.
+    pub dead_reason: Option<String>,
 }
 
 /// What became of one record.
@@ -62,16 +64,6 @@ pub struct Archive {
     dir: PathBuf,
 }
 
-/// True for ids this tool accepts as file names: 1 to 64 of `[A-Za-z0-9_-]`
-/// (the gateway makes 32 lower-case hex digits). Anything else could walk
-/// out of the archive folder.
-pub fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 impl Archive {
     /// Opens (creating, mode 0700) the archive folder.
     pub fn open(dir: &Path) -> Result<Archive, StaffError> {
@@ -90,14 +82,15 @@ impl Archive {
         &self.dir
     }
 
-    /// Path of a report's file.
-    pub fn path_of(&self, id: &str) -> PathBuf {
+    /// Path of a report's file. A [`RecordId`] is 32 hex digits, so the
+    /// path cannot leave the archive folder.
+    pub fn path_of(&self, id: &RecordId) -> PathBuf {
         self.dir.join(format!("{id}.json"))
     }
 
     /// Whether the report is already kept.
-    pub fn contains(&self, id: &str) -> bool {
-        valid_id(id) && self.path_of(id).exists()
+    pub fn contains(&self, id: &RecordId) -> bool {
+        self.path_of(id).exists()
     }
 
     /// Opens `envelope` with `key` and keeps the report under `meta.id`.
@@ -130,12 +123,6 @@ impl Archive {
         key: &HpkeSecretKey,
         save_undecryptable: bool,
     ) -> Result<Kept, StaffError> {
-        if !valid_id(&meta.id) {
-            return Err(StaffError::Usage(format!(
-                "refusing record id {:?}: not 1-64 of [A-Za-z0-9_-]",
-                meta.id.chars().take(80).collect::<String>()
-            )));
-        }
         if self.contains(&meta.id) {
             return Ok(Kept::AlreadyPresent);
         }
@@ -211,9 +198,12 @@ pub fn sync_dir(dir: &Path) -> Result<(), StaffError> {
 pub fn report_json(meta: &Meta, report: &Report, envelope: &[u8]) -> Value {
     let mut m = Map::new();
     m.insert("format".into(), json!(FORMAT));
-    m.insert("id".into(), json!(meta.id));
+    m.insert("id".into(), json!(meta.id.as_str()));
     m.insert("received_at".into(), json!(meta.received_at));
-    m.insert("channel".into(), json!(meta.channel));
+    m.insert("channel".into(), json!(meta.channel.map(Channel::as_str)));
+    if let Some(reason) = &meta.dead_reason {
+        m.insert("dead_reason".into(), json!(reason));
+    }
     m.insert("category".into(), json!(report.category.as_str()));
     m.insert("urls".into(), json!(report.urls));
     m.insert("description".into(), json!(report.description));
@@ -267,32 +257,39 @@ mod tests {
         let a = Archive::open(dir.path()).unwrap();
         let key = HpkeSecretKey::generate(&ring::rand::SystemRandom::new()).unwrap();
         let env = sealed(&key);
+        let id = RecordId::from_bytes([0xab; 16]);
         let meta = Meta {
-            id: "abc123".into(),
+            id: id.clone(),
             received_at: Some(3600),
-            channel: Some("api".into()),
+            channel: Some(Channel::Api),
+            dead_reason: Some("backend answered 422".into()),
         };
         assert_eq!(a.keep(&meta, &env, &key).unwrap(), Kept::Written);
         assert_eq!(a.keep(&meta, &env, &key).unwrap(), Kept::AlreadyPresent);
-        let v: Value = serde_json::from_slice(&fs::read(a.path_of("abc123")).unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(&fs::read(a.path_of(&id)).unwrap()).unwrap();
         assert_eq!(v["category"], "grooming");
+        assert_eq!(v["channel"], "api");
+        assert_eq!(v["dead_reason"], "backend answered 422");
         assert_eq!(v["unknown"]["x-new"]["cbor_hex"], "01");
-        let bad = Meta {
-            id: "../x".into(),
-            ..meta.clone()
-        };
-        assert!(a.keep(&bad, &env, &key).is_err());
+        // Ids that could walk out of the folder cannot even be made.
+        for bad in ["../x", "", "abc123", "../../../../etc/passwd0000000000"] {
+            assert!(bad.parse::<RecordId>().is_err(), "{bad:?}");
+        }
         let other = HpkeSecretKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let def = RecordId::from_bytes([0xde; 16]);
         let m2 = Meta {
-            id: "def".into(),
+            id: def.clone(),
             ..meta
         };
         assert!(matches!(
             a.keep(&m2, &env, &other).unwrap(),
             Kept::Undecryptable(_)
         ));
-        assert!(dir.path().join("undecryptable/def.cbor").exists());
-        assert!(!a.contains("def"));
+        assert!(dir
+            .path()
+            .join(format!("undecryptable/{def}.cbor"))
+            .exists());
+        assert!(!a.contains(&def));
         // No temporary files are left behind.
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .unwrap()

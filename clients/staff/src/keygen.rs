@@ -77,7 +77,7 @@ pub fn keygen(dir: &Path, days: u64) -> Result<Generated, StaffError> {
     let rng = SystemRandom::new();
     let hpke = HpkeSecretKey::generate(&rng)?;
     let signing = SigningKey::generate(&rng)?;
-    let not_after = crate::unix_now() + days * 86_400;
+    let not_after = hotline_protocol::time::unix_now() + days * hotline_protocol::time::DAY;
     let doc = KeyDocument {
         public_key: hpke.public_key(),
         aead: Aead::ChaCha20Poly1305,
@@ -139,7 +139,7 @@ mod tests {
         let doc = KeyDocument::verify(
             &fs::read(out.join(KEY_DOCUMENT)).unwrap(),
             &vk,
-            crate::unix_now(),
+            hotline_protocol::time::unix_now(),
         )
         .unwrap();
         assert_eq!(doc.kid().to_string(), g.kid);

@@ -33,7 +33,7 @@ pub enum StaffError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Transport(#[from] hotline_client::transport::TransportError),
+    Transport(#[from] hotline_https::TransportError),
     #[error("the gateway answered {status}: {message}")]
     Gateway { status: u16, message: String },
     #[error("key: {0}")]
@@ -60,7 +60,7 @@ impl StaffError {
     }
 
     /// An error answer from the gateway, with its protocol error body if any.
-    pub fn gateway(answer: &hotline_client::transport::Answer) -> StaffError {
+    pub fn gateway(answer: &hotline_https::Answer) -> StaffError {
         let message = match hotline_protocol::ErrorBody::decode(&answer.body) {
             Ok(e) => format!("{}: {}", e.error, e.message),
             Err(_) => String::from_utf8_lossy(&answer.body)
@@ -88,12 +88,4 @@ pub fn load_secret_key(path: &Path) -> Result<hotline_protocol::HpkeSecretKey, S
             path.display()
         ))
     })
-}
-
-/// Current Unix time in seconds.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

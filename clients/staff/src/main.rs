@@ -177,8 +177,8 @@ fn run(command: Command) -> Result<(), StaffError> {
             let days = v
                 .document
                 .not_after
-                .saturating_sub(hotline_staff::unix_now())
-                / 86_400;
+                .saturating_sub(hotline_protocol::time::unix_now())
+                / hotline_protocol::time::DAY;
             println!(
                 "OK: {url} serves key {kid} (fingerprint {fp}), signed by {sfp}, valid for {days} more day(s).",
                 kid = v.document.kid(),
@@ -208,13 +208,13 @@ fn run(command: Command) -> Result<(), StaffError> {
             };
             let s = runtime()?.block_on(pull::pull(&opts))?;
             eprintln!(
-                "pulled: {} written, {} already kept, {} undecryptable (not acked), {} refused; {} acked",
-                s.written, s.already, s.undecryptable, s.refused, s.acked
+                "pulled: {} written, {} already kept, {} undecryptable (not acked); {} acked",
+                s.written, s.already, s.undecryptable, s.acked
             );
-            if s.undecryptable > 0 || s.refused > 0 {
+            if s.undecryptable > 0 {
                 return Err(StaffError::Usage(format!(
                     "{} record(s) were not kept and stay on the gateway; see above",
-                    s.undecryptable + s.refused
+                    s.undecryptable
                 )));
             }
             Ok(())

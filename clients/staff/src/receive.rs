@@ -9,17 +9,19 @@
 //! - 422 `undecryptable` if the envelope does not open with the hotline key
 //!   (the gateway then dead-letters the record);
 //! - 400 / 413 / 415 for a request that is not a well-formed delivery;
-//! - 503 if the report could not be written (the gateway retries).
+//! - 408 if the body was cut short or too slow, 503 `not_stored` if the
+//!   report could not be written (the gateway retries both).
 //!
-//! `Hotline-Received-At` and `Hotline-Channel`, when sent, go into the file.
+//! The headers are read by the protocol's rules ([`hotline_protocol::headers`]);
+//! `Hotline-Received-At` and `Hotline-Channel`, when sent and valid, go into the file.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hotline_protocol::{ErrorBody, HpkeSecretKey};
+use hotline_https::cbor_response;
+use hotline_protocol::{headers as push, ErrorBody, HpkeSecretKey, Reason, RecordId};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -27,12 +29,10 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::archive::{valid_id, Archive, Kept, Meta};
+use crate::archive::{Archive, Kept, Meta};
 use crate::StaffError;
 
 /// Largest delivery body accepted.
@@ -62,53 +62,6 @@ struct State {
     key: HpkeSecretKey,
 }
 
-/// Builds the TLS configuration.
-pub fn tls_config(
-    cert: &Path,
-    key: &Path,
-    client_ca: Option<&Path>,
-) -> Result<Arc<rustls::ServerConfig>, StaffError> {
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| StaffError::Tls(format!("{}: {e}", cert.display())))?;
-    if certs.is_empty() {
-        return Err(StaffError::Tls(format!(
-            "{}: no certificate in the file",
-            cert.display()
-        )));
-    }
-    let private = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| StaffError::Tls(format!("{}: {e}", key.display())))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| StaffError::Tls(e.to_string()))?;
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| StaffError::Tls(format!("{}: {e}", ca.display())))?
-            {
-                roots
-                    .add(c)
-                    .map_err(|e| StaffError::Tls(format!("{}: {e}", ca.display())))?;
-            }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .map_err(|e| StaffError::Tls(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let mut config = builder
-        .with_single_cert(certs, private)
-        .map_err(|e| StaffError::Tls(e.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
 /// Binds the listener; the caller prints the address.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StaffError> {
     TcpListener::bind(addr)
@@ -118,16 +71,15 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StaffError> {
 
 /// Serves until SIGTERM or SIGINT.
 pub async fn serve(listener: TcpListener, opts: ReceiveOptions) -> Result<(), StaffError> {
-    let tls = TlsAcceptor::from(tls_config(
-        &opts.cert,
-        &opts.cert_key,
-        opts.client_ca.as_deref(),
-    )?);
+    let tls = hotline_https::server_config(&opts.cert, &opts.cert_key, opts.client_ca.as_deref())
+        .map_err(|e| StaffError::Tls(e.to_string()))?;
+    let tls = TlsAcceptor::from(tls);
     let state = Arc::new(State {
         archive: Archive::open(&opts.out)?,
         key: opts.key,
     });
-    let stop = shutdown_signal();
+    let stop = hotline_https::shutdown_signal()
+        .map_err(|e| StaffError::Usage(format!("cannot install signal handlers: {e}")))?;
     tokio::pin!(stop);
     loop {
         let (stream, _) = tokio::select! {
@@ -159,55 +111,27 @@ pub async fn serve(listener: TcpListener, opts: ReceiveOptions) -> Result<(), St
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending::<()>().await,
-    }
-}
-
 type Resp = Response<Full<Bytes>>;
 
-fn answer(status: StatusCode, body: Vec<u8>) -> Resp {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(hotline_protocol::MEDIA_TYPE),
-    );
-    resp
+/// An error answer: the reason decides the status.
+fn error(reason: Reason, message: &str) -> Resp {
+    let status = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    cbor_response(status, ErrorBody::new(reason, message).encode())
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Resp {
-    answer(status, ErrorBody::new(code, message).encode())
-}
-
-fn kept(status: StatusCode, id: &str, stored: bool) -> Resp {
+fn kept(status: StatusCode, id: &RecordId, stored: bool) -> Resp {
     let mut w = hotline_protocol::cbor::Writer::new();
     w.map(2).text("id").text(id).text("stored");
     w.uint(u64::from(stored));
-    answer(status, w.into_bytes())
+    cbor_response(status, w.into_bytes())
 }
 
 async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Resp {
     if req.method() == Method::GET && req.uri().path() == "/healthz" {
-        return answer(StatusCode::OK, Vec::new());
+        return cbor_response(StatusCode::OK, Vec::new());
     }
     if req.method() != Method::POST {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "POST one envelope",
-        );
+        return error(Reason::MethodNotAllowed, "POST one envelope");
     }
     let headers = req.headers();
     let cbor = headers
@@ -217,32 +141,19 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Resp {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(hotline_protocol::MEDIA_TYPE));
     if !cbor {
         return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "wrong_media_type",
+            Reason::WrongMediaType,
             "send the envelope as application/cbor",
         );
     }
-    let Some(id) = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .filter(|id| valid_id(id))
-    else {
+    let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
+    let Some(id) = header(push::IDEMPOTENCY_KEY).and_then(push::parse_record_id) else {
         return error(
-            StatusCode::BAD_REQUEST,
-            "bad_idempotency_key",
-            "Idempotency-Key must be the record id: 1-64 of [A-Za-z0-9_-]",
+            Reason::BadIdempotencyKey,
+            "Idempotency-Key must be the record id: 32 lower-case hex digits",
         );
     };
-    let received_at = headers
-        .get("hotline-received-at")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let channel = headers
-        .get("hotline-channel")
-        .and_then(|v| v.to_str().ok())
-        .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned);
+    let received_at = header(push::RECEIVED_AT).and_then(push::parse_received_at);
+    let channel = header(push::CHANNEL).and_then(push::parse_channel);
     if state.archive.contains(&id) {
         println!("duplicate {id}");
         return kept(StatusCode::OK, &id, false);
@@ -258,24 +169,16 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Resp {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the envelope is larger than 1 MiB",
-            )
+            return error(Reason::BodyTooLarge, "the envelope is larger than 1 MiB")
         }
-        _ => {
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_incomplete",
-                "the body was cut short or too slow",
-            )
-        }
+        // Cut short or too slow: the gateway sends it again (408 is retried).
+        _ => return error(Reason::BodyTimeout, "the body was cut short or too slow"),
     };
     let meta = Meta {
         id: id.clone(),
         received_at,
         channel,
+        dead_reason: None,
     };
     let st = state.clone();
     let result =
@@ -292,26 +195,20 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Resp {
         Ok(Ok(Kept::Undecryptable(why))) => {
             eprintln!("undecryptable {id}: {why}");
             error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "undecryptable",
+                Reason::Undecryptable,
                 &format!("the envelope does not open with the hotline key: {why}"),
             )
         }
         Ok(Err(e)) => {
             eprintln!("cannot keep {id}: {e}");
             let mut resp = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_stored",
+                Reason::NotStored,
                 "the report could not be written; send it again",
             );
             resp.headers_mut()
                 .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("5"));
             resp
         }
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the write task failed",
-        ),
+        Err(_) => error(Reason::Internal, "the write task failed"),
     }
 }

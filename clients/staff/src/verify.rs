@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
-use hotline_client::transport::Transport;
+use hotline_https::Transport;
 use hotline_protocol::{fingerprint, KeyDocError, KeyDocument, VerifyingKey};
 use hyper::Method;
 
@@ -77,7 +77,7 @@ pub async fn verify_key(
             candidate
         }
     };
-    let now = crate::unix_now();
+    let now = hotline_protocol::time::unix_now();
     match KeyDocument::verify(&answer.body, &signing, now) {
         Ok(document) => Ok(Verified {
             document,
@@ -93,7 +93,7 @@ pub async fn verify_key(
             "EXPIRED: the key document served by {url} is signed by the pinned key but expired \
              {} day(s) ago (not_after {not_after}); run `hotline-staff keygen` and install the \
              new document on the gateway.",
-            now.saturating_sub(not_after) / 86_400
+            now.saturating_sub(not_after) / hotline_protocol::time::DAY
         ))),
         Err(e) => Err(e.into()),
     }

@@ -162,11 +162,8 @@ test("seal, then open with @hpke/core's recipient side, gives the same bytes", a
   await assert.rejects(ctx2.open(env.ct));
 });
 
-test("the HPKE suite matches the RFC 9180 test vector (base, X25519, SHA-256, ChaCha20-Poly1305)", async (t) => {
-  let vectors;
-  try {
-    vectors = JSON.parse(readFileSync(new URL("../../../../shared/testvectors/hpke-rfc9180.json", import.meta.url)));
-  } catch (e) { t.skip("shared/testvectors not beside the repository"); return; }
+test("the HPKE suite matches the RFC 9180 test vector (base, X25519, SHA-256, ChaCha20-Poly1305)", async () => {
+  const vectors = JSON.parse(readFileSync(new URL("../../../protocol/tests/vectors/hpke-rfc9180.json", import.meta.url)));
   const v = vectors.find((x) => x.mode === 0 && x.kem_id === 32 && x.kdf_id === 1 && x.aead_id === 3);
   assert.ok(v);
   const hs = hpkeSuite();

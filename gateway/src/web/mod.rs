@@ -33,10 +33,40 @@ pub fn form(app: &App, req: &Request<Incoming>) -> Resp {
     pages::form_page(app, request_lang(req))
 }
 
-/// `GET /check[?code=…]`: the receipt check for people.
+/// `GET /check[?code=…]`: the receipt check for people. The page's form
+/// posts the code (below); a code in the query (a link shared before the
+/// form posted, a script) is still answered, but lands in the browser's
+/// history, so the page never makes such links.
 pub async fn check(app: &App, req: &Request<Incoming>, peer: Peer) -> Resp {
     let code = req.uri().query().and_then(|q| http::query_param(q, "code"));
     pages::check_page(app, request_lang(req), code, peer).await
+}
+
+/// The largest `POST /check` body: a code as people type it and a
+/// language tag, with room to spare.
+const CHECK_BODY_LIMIT: usize = 1024;
+
+/// `POST /check`: the receipt check with the code in the form body, so it
+/// never lands in the browser's history, a bookmark or a proxy's log.
+pub async fn check_post(app: &App, req: Request<Incoming>, peer: Peer) -> Resp {
+    let lang = request_lang(&req);
+    if !http::media_type_is(req.headers(), "application/x-www-form-urlencoded") {
+        let e = crate::error::ApiError::new(
+            hotline_protocol::Reason::WrongMediaType,
+            "send the form as application/x-www-form-urlencoded",
+        );
+        return pages::error_page(app, lang, &e, "msg_rejected");
+    }
+    let body = match http::read_body(req, CHECK_BODY_LIMIT, app.limits.body_timeout).await {
+        Ok(body) => body,
+        Err(e) => return pages::error_page(app, lang, &e, pages::msg_for(&e)),
+    };
+    let form = std::str::from_utf8(&body).unwrap_or("");
+    let lang = http::query_param(form, "lang")
+        .and_then(|l| lang::find_lang(&l))
+        .unwrap_or(lang);
+    let code = http::query_param(form, "code");
+    pages::check_page(app, lang, code, peer).await
 }
 
 /// `POST /report`: the no-JS submission, sealed by the gateway.

@@ -1,15 +1,18 @@
 //! The no-JS path of the web form: `POST /report` parses the form, builds
 //! the report the script would have built, seals it to the hotline key in
 //! memory and queues only the envelope, channel `web-nojs`. Nothing here
-//! logs or stores what a reporter wrote or where they came from.
+//! logs or stores what a reporter wrote or where they came from, and every
+//! copy of it this module owns (the body, the fields, the report; the
+//! protocol wipes the padded plaintext) is wiped as soon as it is sealed.
 
 use std::collections::HashMap;
 
-use hotline_protocol::cbor::Writer;
-use hotline_protocol::{Category, Report, SealError};
+use bytes::Bytes;
+use hotline_protocol::{Category, Channel, Reason, Report, SealError, MAX_URLS};
 use hyper::body::Incoming;
-use hyper::header::ACCEPT_LANGUAGE;
-use hyper::{Request, StatusCode};
+use hyper::header::{HeaderName, ACCEPT_LANGUAGE, HOST, ORIGIN};
+use hyper::{HeaderMap, Request, Uri};
+use zeroize::Zeroizing;
 
 use super::i18n::default_lang;
 use super::lang::{find_lang, lang_from_accept};
@@ -17,10 +20,6 @@ use super::pages::{error_page, msg_for, sent_page};
 use crate::app::{App, Peer};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
-
-/// Most links one report may carry (the hotline decoder's array limit; the
-/// script refuses more too).
-pub const MAX_URLS: usize = 256;
 
 /// Why a posted form is refused, before anything is sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,20 +38,17 @@ impl FormError {
     fn api_error(self) -> ApiError {
         match self {
             FormError::MissingCategory => {
-                ApiError::bad_request("missing_category", "choose what the report is about")
+                ApiError::new(Reason::MissingCategory, "choose what the report is about")
             }
-            FormError::UnknownCategory => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_category",
-                "not a v1 category",
-            ),
+            FormError::UnknownCategory => {
+                ApiError::new(Reason::UnknownCategory, "not a v1 category")
+            }
             FormError::TooManyUrls => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_urls",
-                "at most 256 links per report",
+                Reason::TooManyUrls,
+                format!("at most {MAX_URLS} links per report"),
             ),
             FormError::Encoding => {
-                ApiError::bad_request("bad_form", "the form is not valid UTF-8 form data")
+                ApiError::new(Reason::BadForm, "the form is not valid UTF-8 form data")
             }
         }
     }
@@ -77,19 +73,25 @@ fn form_body_limit(app: &App) -> usize {
 pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp {
     let accept_lang = http::header(req.headers(), ACCEPT_LANGUAGE).and_then(lang_from_accept);
     let page_lang = accept_lang.unwrap_or_else(default_lang);
+    if is_foreign_post(req.headers(), req.uri()) {
+        let e = ApiError::new(
+            Reason::CrossSite,
+            "the form was posted from another site; open the form on this site",
+        );
+        return error_page(app, page_lang, &e, "msg_cross_site");
+    }
     if let Err(e) = app.check_rate(peer) {
         return error_page(app, page_lang, &e, "msg_busy");
     }
     if !http::media_type_is(req.headers(), "application/x-www-form-urlencoded") {
         let e = ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "wrong_media_type",
+            Reason::WrongMediaType,
             "send the form as application/x-www-form-urlencoded",
         );
         return error_page(app, page_lang, &e, "msg_rejected");
     }
-    let body = match http::read_body(req, form_body_limit(app), app.limits.body_timeout()).await {
-        Ok(body) => body,
+    let body = match http::read_body(req, form_body_limit(app), app.limits.body_timeout).await {
+        Ok(body) => owned_body(body),
         Err(e) => return error_page(app, page_lang, &e, msg_for(&e)),
     };
     let fields = match parse_form(&body) {
@@ -100,7 +102,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
     drop(body);
     let page_lang = fields
         .get("lang")
-        .and_then(|l| find_lang(l))
+        .and_then(|l| find_lang(l.as_str()))
         .or(accept_lang)
         .unwrap_or_else(default_lang);
     let report = match build_report(&fields) {
@@ -110,34 +112,100 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
     drop(fields);
     let doc = &app.keys.document;
     let sealed = hotline_protocol::seal_report(&report, &doc.public_key, doc.aead, &app.rng);
+    // Wiped here, before the envelope is stored.
     drop(report);
     let envelope = match sealed {
         Ok(envelope) => envelope,
         Err(SealError::TooLarge(n)) => {
             let e = ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "report_too_large",
+                Reason::ReportTooLarge,
                 format!("the report is {n} bytes, more than 64 KiB"),
             );
             return error_page(app, page_lang, &e, "msg_too_large");
         }
         Err(other) => {
             tracing::error!(error = %other, "sealing a web form report failed");
-            let e = ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "seal_failed",
-                "the report could not be sealed",
-            );
+            let e = ApiError::new(Reason::SealFailed, "the report could not be sealed");
             return error_page(app, page_lang, &e, "msg_busy");
         }
     };
     match app
-        .store_envelope(envelope.encode(), "web-nojs", idempotency_key)
+        .store_envelope(envelope.encode(), Channel::WebNojs, idempotency_key)
         .await
     {
         Ok(answer) => sent_page(app, page_lang, &answer.receipt),
         Err(e) => error_page(app, page_lang, &e, msg_for(&e)),
     }
+}
+
+/// The form body as a buffer of ours, wiped when dropped. A body that is
+/// ours alone (several chunks joined) keeps its buffer; one still shared
+/// with hyper's read buffer is copied, and hyper's copy is hyper's.
+fn owned_body(body: Bytes) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(match body.try_into_mut() {
+        Ok(unique) => Vec::from(unique),
+        Err(shared) => shared.to_vec(),
+    })
+}
+
+/// `Sec-Fetch-Site`, sent by every current browser.
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+
+/// Whether a form post comes from a page that is not the gateway's own, so
+/// that another site cannot make a visitor's browser file a report (or
+/// flood the queue from many visitors).
+///
+/// `Sec-Fetch-Site`, which a page cannot forge, decides when present:
+/// only `same-origin` and `none` (typed, bookmarked) pass; `same-site` is
+/// foreign too (a sibling subdomain is another site to us: we never serve
+/// the form from one). Without it (older browsers), an `Origin` that is
+/// `null` or whose host and port are not the request's own (`Host`, or the
+/// HTTP/2 `:authority`) is foreign; the scheme is not compared, as behind a
+/// proxy the gateway does not know the public one (the proxy must pass the
+/// public `Host` on: docs/deployment.md). A post with neither header (old
+/// browsers, some privacy modes) passes.
+fn is_foreign_post(headers: &HeaderMap, uri: &Uri) -> bool {
+    if let Some(site) = headers.get(SEC_FETCH_SITE) {
+        let site = site.to_str().unwrap_or("").trim();
+        return !(site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"));
+    }
+    let Some(origin) = headers.get(ORIGIN) else {
+        return false;
+    };
+    let own = http::header(headers, HOST).or_else(|| uri.authority().map(|a| a.as_str()));
+    match (origin.to_str().ok().and_then(origin_authority), own) {
+        (Some((authority, default_port)), Some(own)) => {
+            strip_port(&authority, default_port)
+                != strip_port(&own.to_ascii_lowercase(), default_port)
+        }
+        // `null`, something that is not an origin, or no Host to compare.
+        _ => true,
+    }
+}
+
+/// The lower-cased `host[:port]` of a serialized origin and the default port
+/// of its scheme; `None` for `null` or anything that is not
+/// `http(s)://authority`.
+fn origin_authority(origin: &str) -> Option<(String, &'static str)> {
+    let origin = origin.trim().to_ascii_lowercase();
+    let (rest, default_port) = if let Some(rest) = origin.strip_prefix("https://") {
+        (rest, ":443")
+    } else if let Some(rest) = origin.strip_prefix("http://") {
+        (rest, ":80")
+    } else {
+        return None;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    Some((rest.to_owned(), default_port))
+}
+
+/// `authority` without the scheme's default port, so `example.org:443`
+/// and `example.org` compare equal.
+fn strip_port<'a>(authority: &'a str, default_port: &str) -> &'a str {
+    authority.strip_suffix(default_port).unwrap_or(authority)
 }
 
 /// The idempotency key of a no-JS submission: a hash of the form's nonce and
@@ -148,7 +216,7 @@ pub async fn post_report(app: &App, req: Request<Incoming>, peer: Peer) -> Resp 
 fn form_idempotency_key(fields: &Fields, body: &[u8]) -> Option<[u8; 16]> {
     use base64::Engine as _;
     let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(fields.get("nonce")?)
+        .decode(fields.get("nonce")?.as_bytes())
         .ok()
         .filter(|n| n.len() == 16)?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -161,8 +229,8 @@ fn form_idempotency_key(fields: &Fields, body: &[u8]) -> Option<[u8; 16]> {
 }
 
 /// The form fields the report uses, first occurrence of each; others are
-/// ignored.
-type Fields = HashMap<&'static str, String>;
+/// ignored. Each value is wiped when dropped.
+type Fields = HashMap<&'static str, Zeroizing<String>>;
 
 const FIELD_NAMES: [&str; 8] = [
     "nonce",
@@ -184,23 +252,23 @@ fn parse_form(body: &[u8]) -> Result<Fields, FormError> {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &[][..]),
         };
-        let key = http::percent_decode(k).map_err(|_| FormError::Encoding)?;
-        let Some(name) = FIELD_NAMES.iter().find(|n| **n == key) else {
+        let key = Zeroizing::new(http::percent_decode(k).map_err(|_| FormError::Encoding)?);
+        let Some(name) = FIELD_NAMES.iter().find(|n| **n == key.as_str()) else {
             continue;
         };
         if fields.contains_key(name) {
             continue;
         }
         let value = http::percent_decode(v).map_err(|_| FormError::Encoding)?;
-        fields.insert(name, value);
+        fields.insert(name, Zeroizing::new(value));
     }
     Ok(fields)
 }
 
 /// The report the fields describe, as the script builds it: empty fields
 /// left out, links one per line, a date that is not `YYYY-MM-DD` kept as
-/// `seen_at_text`.
-fn build_report(fields: &Fields) -> Result<Report, FormError> {
+/// `seen_at_text`. The report is wiped when dropped, on every path.
+fn build_report(fields: &Fields) -> Result<Zeroizing<Report>, FormError> {
     // Browsers send a textarea's line breaks as CRLF; the script (and so
     // the hotline) sees LF, as typed.
     let text = |name: &str| {
@@ -208,14 +276,14 @@ fn build_report(fields: &Fields) -> Result<Report, FormError> {
             .get(name)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
-            .map(|v| v.replace("\r\n", "\n"))
+            .map(crlf_to_lf)
     };
-    let category: Category = match text("category") {
+    let category: Category = match text("category").map(Zeroizing::new) {
         None => return Err(FormError::MissingCategory),
         Some(c) => c.parse().map_err(|_| FormError::UnknownCategory)?,
     };
-    let mut report = Report::new(category);
-    let urls = fields.get("urls").map(String::as_str).unwrap_or("");
+    let mut report = Zeroizing::new(Report::new(category));
+    let urls = fields.get("urls").map(|u| u.as_str()).unwrap_or("");
     for url in urls.split('\n').map(str::trim).filter(|u| !u.is_empty()) {
         if report.urls.len() == MAX_URLS {
             return Err(FormError::TooManyUrls);
@@ -226,17 +294,8 @@ fn build_report(fields: &Fields) -> Result<Report, FormError> {
     report.lang = text("lang");
     report.platform = text("platform");
     report.contact = text("contact");
-    if let Some(seen) = text("seen_at") {
-        match parse_date(&seen) {
-            Some(t) => report.seen_at = Some(t),
-            None => {
-                let mut w = Writer::new();
-                w.text(&seen);
-                report
-                    .extra
-                    .push(("seen_at_text".to_owned(), w.into_bytes()));
-            }
-        }
+    if let Some(seen) = text("seen_at").map(Zeroizing::new) {
+        report.set_seen_at_text(&seen);
     }
     Ok(report)
 }
@@ -246,53 +305,35 @@ fn build_report(fields: &Fields) -> Result<Report, FormError> {
 /// refused. Public only for the fuzz targets (`fuzz/`), which must reach the
 /// parser without an `App` or a request.
 #[doc(hidden)]
-pub fn report_from_form(body: &[u8]) -> Option<Report> {
+pub fn report_from_form(body: &[u8]) -> Option<Zeroizing<Report>> {
     let fields = parse_form(body).ok()?;
     let _ = form_idempotency_key(&fields, body);
     build_report(&fields).ok()
 }
 
-/// `YYYY-MM-DD` -> unix seconds at 00:00 UTC, if it is a real date from 1970.
-fn parse_date(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        b.get(r)?.iter().try_fold(0u32, |n, c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
+/// `text` with every CRLF as LF, in one buffer that never grows (a grown
+/// buffer would leave a copy of the text in freed memory).
+fn crlf_to_lf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\r\n") {
+        out.push_str(&rest[..i]);
+        out.push('\n');
+        rest = &rest[i + 2..];
     }
-    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if y < 1970 || d == 0 || d > month_days {
-        return None;
-    }
-    // Days from civil (H. Hinnant), for years from 1970.
-    let (y, m, d) = (i64::from(y), i64::from(m), i64::from(d));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400).ok()
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use hotline_protocol::cbor::{Limits, Reader};
+    use hotline_protocol::SEEN_AT_TEXT;
+    use hyper::StatusCode;
 
     fn form(body: &str) -> Result<Report, FormError> {
-        build_report(&parse_form(body.as_bytes())?)
+        build_report(&parse_form(body.as_bytes())?).map(|r| (*r).clone())
     }
 
     #[test]
@@ -331,11 +372,11 @@ mod tests {
         assert_eq!(form("category=+"), Err(FormError::MissingCategory));
         assert_eq!(form("category=nudity"), Err(FormError::UnknownCategory));
         assert_eq!(
-            FormError::MissingCategory.api_error().status,
+            FormError::MissingCategory.api_error().status(),
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            FormError::UnknownCategory.api_error().status,
+            FormError::UnknownCategory.api_error().status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(FormError::MissingCategory.msg_key(), "msg_category");
@@ -354,21 +395,32 @@ mod tests {
             let r = form(&body).unwrap();
             assert_eq!(r.seen_at, None, "{bad}");
             let (key, value) = &r.extra[0];
+            assert_eq!(key, SEEN_AT_TEXT);
             assert_eq!(key, "seen_at_text");
             let mut reader = Reader::new(value, Limits::REPORT).unwrap();
             assert_eq!(reader.text("seen_at_text").unwrap(), bad);
             let back = Report::decode(&r.encode()).unwrap();
             assert_eq!(back.extra, r.extra);
         }
-        assert_eq!(parse_date("1970-01-01"), Some(0));
-        assert_eq!(parse_date("2000-03-01"), Some(951_868_800));
-        assert_eq!(parse_date("2100-02-29"), None);
-        assert_eq!(parse_date("2024-1-01"), None);
-        assert_eq!(parse_date("２０２４-01-01"), None);
+        // The date arithmetic is the protocol's (`time::parse_civil_date`,
+        // tested there); the form gives it what the reporter typed.
+        let seen = |typed: &str| {
+            let r = form(&format!("category=other&seen_at={typed}")).unwrap();
+            (r.seen_at, r.extra.len())
+        };
+        assert_eq!(seen("1970-01-01"), (Some(0), 0));
+        assert_eq!(seen("2000-03-01"), (Some(951_868_800), 0));
+        assert_eq!(seen("2100-02-29"), (None, 1));
+        assert_eq!(seen("2024-1-01"), (None, 1));
+        assert_eq!(
+            seen("%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%94-01-01"),
+            (None, 1)
+        );
     }
 
     #[test]
     fn at_most_256_links_are_accepted() {
+        assert_eq!(MAX_URLS, 256);
         let urls = |n: usize| {
             (0..n)
                 .map(|i| format!("https%3A%2F%2Fexample.org%2F{i}"))
@@ -382,7 +434,7 @@ mod tests {
             Err(FormError::TooManyUrls)
         );
         assert_eq!(
-            FormError::TooManyUrls.api_error().status,
+            FormError::TooManyUrls.api_error().status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
         assert_eq!(FormError::TooManyUrls.msg_key(), "msg_too_large");
@@ -397,6 +449,73 @@ mod tests {
         );
         // Unknown fields are not even decoded.
         assert!(form("category=other&x=%FF&&=&description").is_ok());
+    }
+
+    #[test]
+    fn posts_from_other_sites_are_foreign_and_header_less_ones_are_not() {
+        let uri: Uri = "/report".parse().unwrap();
+        let foreign = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            is_foreign_post(&h, &uri)
+        };
+        let host = ("host", "report.example.org");
+        assert!(!foreign(&[]), "no header: an old browser");
+        assert!(!foreign(&[host]));
+        assert!(!foreign(&[host, ("sec-fetch-site", "same-origin")]));
+        assert!(!foreign(&[host, ("sec-fetch-site", "none")]));
+        assert!(foreign(&[host, ("sec-fetch-site", "cross-site")]));
+        assert!(foreign(&[host, ("sec-fetch-site", "same-site")]));
+        assert!(foreign(&[host, ("sec-fetch-site", "cross-origin?")]));
+        // The browser's word outranks Host, which a proxy may rewrite.
+        assert!(!foreign(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "https://report.example.org"),
+            ("sec-fetch-site", "same-origin")
+        ]));
+        assert!(!foreign(&[host, ("origin", "https://report.example.org")]));
+        assert!(!foreign(&[
+            host,
+            ("origin", "https://Report.Example.org:443")
+        ]));
+        assert!(!foreign(&[
+            ("host", "report.example.org:443"),
+            ("origin", "https://report.example.org")
+        ]));
+        assert!(!foreign(&[
+            ("host", "127.0.0.1:8443"),
+            ("origin", "https://127.0.0.1:8443")
+        ]));
+        assert!(foreign(&[host, ("origin", "null")]));
+        assert!(foreign(&[host, ("origin", "https://evil.example")]));
+        assert!(foreign(&[host, ("origin", "https://www.example.org")]));
+        assert!(foreign(&[
+            host,
+            ("origin", "https://report.example.org:8443")
+        ]));
+        assert!(foreign(&[
+            host,
+            ("origin", "https://report.example.org.evil.example")
+        ]));
+        assert!(
+            foreign(&[("origin", "https://report.example.org")]),
+            "no Host"
+        );
+        assert!(foreign(&[
+            host,
+            ("origin", "https://report.example.org"),
+            ("sec-fetch-site", "cross-site")
+        ]));
+        let h2: Uri = "https://report.example.org/report".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("origin", "https://report.example.org".parse().unwrap());
+        assert!(!is_foreign_post(&h, &h2), "HTTP/2 :authority");
+        assert_eq!(
+            ApiError::new(Reason::CrossSite, "x").status(),
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[test]

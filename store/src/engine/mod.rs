@@ -4,7 +4,12 @@
 use crate::error::StoreError;
 
 pub(crate) mod redb;
+#[cfg(feature = "sled")]
 pub(crate) mod sled;
+
+/// The sled engine's folder in the data directory. Known even in builds
+/// without sled, so such a build still refuses a directory holding a sled store.
+pub(crate) const SLED_DIR: &str = "sled";
 
 /// The logical tables. Their names appear in errors and, for redb, as table names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +50,7 @@ impl Table {
     }
 
     /// One-byte prefix used where tables share one keyspace (sled).
+    #[cfg(feature = "sled")]
     pub fn prefix(self) -> u8 {
         match self {
             Table::Queue => 1,

@@ -36,11 +36,9 @@ pub(crate) struct SledEngine {
 }
 
 impl SledEngine {
-    pub const DIR: &'static str = "sled";
-
     pub fn open(dir: &Path, cache_bytes: usize) -> Result<SledEngine, StoreError> {
         let config = sled::Config::new()
-            .path(dir.join(Self::DIR))
+            .path(dir.join(super::SLED_DIR))
             .cache_capacity(cache_bytes as u64)
             .mode(sled::Mode::LowSpace)
             .use_compression(false)

@@ -4,7 +4,9 @@
 //! Small on purpose: apps, the staff tool and the gateway's forwarder need
 //! exactly "send these bytes, get status and bytes back", with their own
 //! trust anchors (a pinned self-signed certificate, or the web PKI) and
-//! optionally a client certificate for mutual TLS.
+//! optionally a client certificate for mutual TLS. HTTP/1.1 only: each
+//! request is small and the pool gives parallelism, so HTTP/2's
+//! multiplexing would add code for no gain here.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -21,7 +23,8 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// Largest answer body a client reads.
+/// Largest answer body a client reads, so a hostile or broken server cannot
+/// make a client (or the gateway's forwarder) allocate without bound.
 pub const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 /// Idle kept-alive connections a transport (and its clones) keeps.
 const MAX_IDLE: usize = 8;
@@ -32,24 +35,36 @@ type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 /// to try again later.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// The base URL is not `http(s)://host[:port][/path]`.
     #[error("bad URL {0:?}: use https://host[:port][/path]")]
     Url(String),
+    /// A CA or client certificate file cannot be used.
     #[error("TLS setup: {0}")]
     TlsSetup(String),
+    /// No TCP connection (the server is down or unreachable).
     #[error("cannot connect to {addr}: {source}")]
     Connect {
+        /// `host:port` tried.
         addr: String,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// The TLS handshake failed (for example, a certificate that does not
+    /// match the pin).
     #[error("TLS handshake with {host} failed: {source}")]
     Handshake {
+        /// The server's name.
         host: String,
+        /// What rustls reported.
         source: std::io::Error,
     },
+    /// The HTTP exchange broke off or was malformed.
     #[error("HTTP: {0}")]
     Http(String),
+    /// The whole request took longer than the transport's timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// The answer exceeded [`MAX_RESPONSE`]; asking again will not help.
     #[error("answer larger than {MAX_RESPONSE} bytes")]
     TooLarge,
 }
