@@ -292,3 +292,16 @@ pub(super) fn as_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Err
 pub(super) fn as_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_hash_is_64_hex_digits_and_nothing_else() {
+        assert_eq!(parse_sha256_hex(&"aB".repeat(32)), Some([0xab; 32]));
+        // A sign is not a digit (the `config` fuzz target checks this too).
+        assert_eq!(parse_sha256_hex(&"+f".repeat(32)), None);
+        assert_eq!(parse_sha256_hex(&"ab".repeat(31)), None);
+    }
+}
