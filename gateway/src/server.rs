@@ -166,7 +166,10 @@ impl Gateway {
 }
 
 /// Keys, store, writer, limiter and tokens: everything a handler needs.
-fn open_app(config: &Config) -> Result<App, GatewayError> {
+/// Public only for the `request` fuzz target (`fuzz/`), which serves
+/// requests in process over the same `App` without binding sockets.
+#[doc(hidden)]
+pub fn open_app(config: &Config) -> Result<App, GatewayError> {
     let keys = KeySet::load(&config.keys)?;
     let metrics = Arc::new(Metrics::new());
     let master = hotline_store::MasterKey::load(&config.keys.master_key)?;
