@@ -1,43 +1,41 @@
-//! The configuration file: `Config::load` on arbitrary text, then
-//! `problems()`, what `check` and `run` do first. Never panics; a token
-//! hash the parser accepts is 64 hex digits.
+//! The configuration file: `Config::from_toml` on arbitrary text (what
+//! `Config::load` runs on the file's text), then `problems()`, what `check`
+//! and `run` do first. Never panics; a config that loads serializes to TOML
+//! that loads to the same config; and a token hash the parser accepts is 64
+//! hex digits (each quoted string of the input is tried as one).
 #![no_main]
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::path::Path;
 
 use hotline_gateway::config::{parse_sha256_hex, Config};
 use libfuzzer_sys::fuzz_target;
 
-/// One file per process, on tmpfs where there is one: `Config::load`
-/// takes a path, and reading the real file keeps the path resolution in.
-fn path() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| hotline_fuzz::scratch_dir("config").join("config.toml"))
-}
+/// Relative paths in the input resolve against this folder, which does not
+/// exist: `problems()` then reports the files as missing, never touching any.
+const BASE: &str = "/nonexistent/hotline-fuzz";
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    std::fs::write(path(), text).expect("write the scratch config");
-    let Ok(config) = Config::load(path()) else {
+    for quoted in text.split(['\'', '"']).skip(1).step_by(2) {
+        if parse_sha256_hex(quoted).is_some() {
+            let t = quoted.trim();
+            assert!(
+                t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{quoted:?} accepted as a SHA-256"
+            );
+        }
+    }
+    let Ok(config) = Config::from_toml(text, Path::new(BASE)) else {
         return;
     };
     let _ = config.problems();
-    for h in config
-        .staff
-        .token_sha256
-        .iter()
-        .chain(config.metrics.token_sha256.as_ref())
-    {
-        if parse_sha256_hex(h).is_some() {
-            let t = h.trim();
-            assert!(
-                t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()),
-                "{h:?} accepted as a SHA-256"
-            );
-        }
+    // Paths are absolute once loaded, so the base no longer matters.
+    if let Ok(written) = toml::to_string(&config) {
+        let again = Config::from_toml(&written, Path::new("/elsewhere"))
+            .unwrap_or_else(|e| panic!("a written config does not load: {e}\n{written}"));
+        assert_eq!(again, config, "{written}");
     }
 });

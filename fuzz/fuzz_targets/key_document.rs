@@ -1,12 +1,13 @@
-//! The key document: `KeyDocument::decode` (the inner, signed bytes) and
-//! `KeyDocument::verify` (the served `{key, sig}` map) against a pinned
-//! fuzz-only signing key, so the seeds signed with it reach the inner
-//! decoder through `verify`. Never panics; a decoded document encodes to
-//! bytes that decode to it again.
+//! The key document: `KeyDocument::decode` (the inner, signed bytes),
+//! `KeyAnswer::decode` (the served `{key, sig, ? signer}` map) and
+//! `KeyDocument::verify` against a pinned fuzz-only signing key, so the
+//! seeds signed with it reach the inner decoder through `verify`. Never
+//! panics; a decoded document or answer encodes to bytes that decode to it
+//! again.
 #![no_main]
 #![forbid(unsafe_code)]
 
-use hotline_protocol::{KeyDocument, VerifyingKey};
+use hotline_protocol::{KeyAnswer, KeyDocument, VerifyingKey};
 use libfuzzer_sys::fuzz_target;
 
 /// The public half of `fuzz/seedgen/signing-key.pem`, written by seedgen.
@@ -18,9 +19,17 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(doc) = KeyDocument::decode(data) {
         roundtrip(&doc);
     }
-    if let Ok(doc) = KeyDocument::verify(data, &VerifyingKey(*PINNED), NOW) {
+    let pinned = VerifyingKey(*PINNED);
+    if let Ok(doc) = KeyDocument::verify(data, &pinned, NOW) {
         assert!(doc.not_after > NOW);
         roundtrip(&doc);
+    }
+    if let Ok(answer) = KeyAnswer::decode(data) {
+        assert_eq!(
+            KeyAnswer::decode(&answer.encode()).as_ref(),
+            Ok(&answer),
+            "an encoded key answer decodes"
+        );
     }
 });
 

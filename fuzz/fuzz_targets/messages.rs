@@ -1,14 +1,19 @@
 //! Every other protocol decoder, each run on the same input: the submit,
-//! ack and receipt answers, error bodies, the staff list and the ack
-//! request (CBOR), receipt codes as people type them, and the PEM key
-//! parsers. Never panics; every CBOR message that decodes encodes to bytes
-//! that decode to the same value.
+//! ack and receipt answers, error bodies, the staff and dead-letter lists,
+//! the served key answer and the ack request (CBOR); and the typed values
+//! read from text: receipt codes as people type them, record ids, channels,
+//! receipt states, error reasons, the push headers, civil dates, and the PEM
+//! key parsers. Never panics; every CBOR message that decodes encodes to
+//! bytes that decode to the same value, and every value read from text
+//! writes back as text that reads as the same value.
 #![no_main]
 #![forbid(unsafe_code)]
 
+use hotline_protocol::time::{civil_date, parse_civil_date};
 use hotline_protocol::{
-    AckAnswer, AckRequest, ErrorBody, HpkePublicKey, HpkeSecretKey, ReceiptAnswer, ReceiptCode,
-    SigningKey, StaffList, SubmitAnswer, VerifyingKey,
+    headers, AckAnswer, AckRequest, Channel, DeadList, ErrorBody, HpkePublicKey, HpkeSecretKey,
+    KeyAnswer, Reason, ReceiptAnswer, ReceiptCode, ReceiptState, RecordId, SigningKey, StaffList,
+    SubmitAnswer, VerifyingKey,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -24,19 +29,45 @@ macro_rules! roundtrip {
     )+};
 }
 
+/// A value read from text writes back (`as_str`) as text that reads as it.
+macro_rules! text_roundtrip {
+    ($text:expr, $($ty:ty),+) => {$(
+        if let Ok(v) = $text.parse::<$ty>() {
+            assert_eq!(v.as_str().parse::<$ty>().ok(), Some(v.clone()), "{}", stringify!($ty));
+        }
+    )+};
+}
+
 fuzz_target!(|data: &[u8]| {
     roundtrip!(
         data,
         SubmitAnswer,
         ErrorBody,
         StaffList,
+        DeadList,
+        KeyAnswer,
         AckRequest,
         AckAnswer,
         ReceiptAnswer
     );
+    if let Some(c) = headers::parse_channel(data) {
+        assert_eq!(headers::parse_channel(c.as_str().as_bytes()), Some(c));
+    }
+    if let Some(id) = headers::parse_record_id(data) {
+        assert!(RecordId::is_valid(id.as_str()));
+        assert_eq!(headers::parse_record_id(id.as_bytes()), Some(id));
+    }
+    if let Some(t) = headers::parse_received_at(data) {
+        assert_eq!(headers::parse_received_at(t.to_string().as_bytes()), Some(t));
+    }
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    text_roundtrip!(text, RecordId, Channel, ReceiptState, Reason);
+    if let Some(days) = parse_civil_date(text) {
+        // Exactly `YYYY-MM-DD` is accepted, so it is the date written back.
+        assert_eq!(civil_date(days), text);
+    }
     if let Ok(code) = text.parse::<ReceiptCode>() {
         // Both written forms parse back to the same code.
         assert_eq!(code.to_string().parse::<ReceiptCode>(), Ok(code));

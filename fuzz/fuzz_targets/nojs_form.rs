@@ -30,6 +30,6 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(padded) = report.encode_padded() {
         let back = Report::decode(&padded).expect("a sealed form report decodes");
-        assert_eq!(back, report);
+        assert_eq!(back, *report);
     }
 });

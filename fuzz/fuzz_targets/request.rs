@@ -1,5 +1,5 @@
-//! The request path in process: one `App` built once (as `server::run`
-//! builds it, over a redb store in a scratch folder on tmpfs), and each
+//! The request path in process: one `App` built once (as `Gateway::bind`
+//! opens it, over a redb store in a scratch folder on tmpfs), and each
 //! input sent as an HTTP/1.1 request through hyper's server connection
 //! into `routes::handle`, over an in-memory pipe.
 //!
@@ -20,12 +20,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hotline_gateway::app::{App, Peer};
-use hotline_gateway::auth::TokenHashes;
-use hotline_gateway::config::{parse_sha256_hex, Config};
-use hotline_gateway::keyset::KeySet;
-use hotline_gateway::metrics::Metrics;
-use hotline_gateway::ratelimit::ClientLimiter;
+use hotline_gateway::config::Config;
 use hotline_gateway::routes;
+use hotline_gateway::server::open_app;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use libfuzzer_sys::fuzz_target;
@@ -51,7 +48,7 @@ fn harness() -> &'static Harness {
             .expect("staff token")
             .trim()
             .to_owned();
-        let config = Config::load(&installed.config).expect("the demo config loads");
+        let mut config = Config::load(&installed.config).expect("the demo config loads");
         // The fixed fuzz-only key document, so seed envelopes (sealed to
         // its key by seedgen) have the kid this gateway serves.
         std::fs::write(&config.keys.key_document, KEY_DOCUMENT).expect("key document");
@@ -61,51 +58,19 @@ fn harness() -> &'static Harness {
             .enable_all()
             .build()
             .expect("a runtime");
-        let app = rt.block_on(async { build_app(&config) });
+        let app = rt.block_on(async { build_app(&mut config) });
         Harness { rt, app, token }
     })
 }
 
-/// What `server::run` builds, minus listeners, TLS and background tasks.
-/// The rate limit is lifted so inputs reach the handlers instead of 429.
-fn build_app(config: &Config) -> Arc<App> {
-    let keys = KeySet::load(&config.keys).expect("keys");
-    let master = hotline_store::MasterKey::load(&config.keys.master_key).expect("master key");
-    let store = Arc::new(
-        hotline_store::Store::open(
-            &config.data_dir,
-            hotline_store::EngineKind::Redb,
-            &master,
-            hotline_store::StoreOptions {
-                max_bytes: 64 << 20,
-                ..hotline_store::StoreOptions::default()
-            },
-        )
-        .expect("store"),
-    );
-    let commits = hotline_store::committer::Committer::spawn(
-        store.clone(),
-        config.store.commit_queue,
-        config.store.max_batch,
-    );
-    Arc::new(App {
-        keys,
-        store,
-        commits,
-        limiter: ClientLimiter::new(1_000_000_000, 1_000_000_000, 16).expect("limiter"),
-        metrics: Arc::new(Metrics::new()),
-        staff: TokenHashes::new(
-            config
-                .staff
-                .token_sha256
-                .iter()
-                .filter_map(|h| parse_sha256_hex(h))
-                .collect(),
-        ),
-        metrics_token: None,
-        limits: config.limits.clone(),
-        rng: ring::rand::SystemRandom::new(),
-    })
+/// The `App` `Gateway::bind` opens (`server::open_app`), minus listeners,
+/// TLS and background tasks. The rate limit is lifted so inputs reach the
+/// handlers instead of 429, and the store is kept small.
+fn build_app(config: &mut Config) -> Arc<App> {
+    config.limits.per_client_per_minute = 1_000_000_000;
+    config.limits.per_client_burst = 1_000_000_000;
+    config.store.max_bytes = 64 << 20;
+    Arc::new(open_app(config).expect("the demo install opens"))
 }
 
 /// The input with its framing fixed up (see the module comment).
@@ -157,7 +122,7 @@ fuzz_target!(|data: &[u8]| {
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder
                     .timer(TokioTimer::new())
-                    .header_read_timeout(limits.header_timeout())
+                    .header_read_timeout(limits.header_timeout)
                     .max_headers(limits.max_headers.saturating_mul(2))
                     .max_buf_size(limits.max_header_bytes.max(8192))
                     .half_close(true)

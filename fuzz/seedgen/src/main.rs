@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use hotline_protocol::cbor::Writer;
 use hotline_protocol::{
-    seal_report, AckAnswer, AckRequest, Aead, Category, ErrorBody, HashAlg, HpkeSecretKey,
-    ImageHash, KeyDocument, ReceiptAnswer, ReceiptCode, Report, SigningKey, StaffItem, StaffList,
-    SubmitAnswer,
+    seal_report, AckAnswer, AckRequest, Aead, Category, Channel, DeadItem, DeadList, ErrorBody,
+    HashAlg, HpkeSecretKey, ImageHash, KeyAnswer, KeyDocument, Reason, ReceiptAnswer, ReceiptCode,
+    RecordId, Report, SigningKey, StaffItem, StaffList, SubmitAnswer,
 };
 use ring::rand::SystemRandom;
 
@@ -112,13 +112,18 @@ fn main() {
         ..doc.clone()
     };
     write(&dir.join("signed-expired"), &expired.sign(&signing));
+    // What `GET /v1/key` serves: the answer naming its signer.
+    let served = KeyAnswer::sign(&doc, &signing)
+        .with_signer(signing.verifying_key())
+        .encode();
+    write(&dir.join("served"), &served);
 
     // messages
     let dir = corpus.join("messages");
     let item = |i: u8| StaffItem {
-        id: format!("{:032x}", u128::from(i) * 0x1234_5678_9abc),
+        id: record_id(u128::from(i) * 0x1234_5678_9abc),
         received_at: 1_750_000_000 - 1_750_000_000 % 3600,
-        channel: ["api", "web", "web-nojs"][usize::from(i) % 3].into(),
+        channel: Channel::ALL[usize::from(i) % Channel::ALL.len()],
         envelope: envelopes[usize::from(i) % envelopes.len()].clone(),
     };
     let receipt = ReceiptCode::generate(&rng).expect("receipt").to_string();
@@ -126,14 +131,14 @@ fn main() {
         (
             "submit-answer",
             SubmitAnswer {
-                id: format!("{:032x}", 7),
+                id: record_id(7),
                 receipt: receipt.clone(),
             }
             .encode(),
         ),
         (
             "error-body",
-            ErrorBody::new("cbor_truncated", "input ends before the message does").encode(),
+            ErrorBody::new(Reason::CborTruncated, "input ends before the message does").encode(),
         ),
         (
             "staff-list",
@@ -152,29 +157,26 @@ fn main() {
             .encode(),
         ),
         (
+            "dead-list",
+            DeadList {
+                reports: vec![DeadItem {
+                    item: item(2),
+                    reason: "422 invalid_envelope".into(),
+                }],
+            }
+            .encode(),
+        ),
+        ("key-answer", served.clone()),
+        (
             "ack-request",
             AckRequest {
-                ids: vec![item(0).id, item(1).id],
+                ids: vec![item(0).id.to_string(), item(1).id.to_string()],
             }
             .encode(),
         ),
         ("ack-answer", AckAnswer { acked: 2 }.encode()),
-        (
-            "receipt-delivered",
-            ReceiptAnswer {
-                status: "delivered".into(),
-                day: Some(20_000),
-            }
-            .encode(),
-        ),
-        (
-            "receipt-queued",
-            ReceiptAnswer {
-                status: "queued".into(),
-                day: None,
-            }
-            .encode(),
-        ),
+        ("receipt-delivered", ReceiptAnswer::delivered(20_000).encode()),
+        ("receipt-queued", ReceiptAnswer::QUEUED.encode()),
         ("receipt-code", receipt.clone().into_bytes()),
         (
             "receipt-code-spaces",
@@ -306,7 +308,7 @@ fn main() {
                 "/v1/staff/ack",
                 &format!("{cbor}{staff}"),
                 &AckRequest {
-                    ids: vec![item(0).id, "not-an-id".into()],
+                    ids: vec![item(0).id.to_string(), "not-an-id".into()],
                 }
                 .encode(),
             ),
@@ -322,8 +324,33 @@ fn main() {
             ),
         ),
         ("check", get(&format!("/check?code={receipt}&lang=nl"), "")),
+        (
+            "check-post",
+            post(
+                "/check",
+                "content-type: application/x-www-form-urlencoded\r\naccept-language: de\r\n",
+                format!("code={}&lang=fr", receipt.replace('-', "+")).as_bytes(),
+            ),
+        ),
+        (
+            "form-post-cross-site",
+            post(
+                "/report",
+                "content-type: application/x-www-form-urlencoded\r\nsec-fetch-site: cross-site\r\norigin: https://evil.example\r\n",
+                forms[1].1.as_bytes(),
+            ),
+        ),
+        (
+            "form-post-same-origin",
+            post(
+                "/report",
+                "content-type: application/x-www-form-urlencoded\r\nsec-fetch-site: same-origin\r\norigin: https://gw\r\n",
+                forms[2].1.as_bytes(),
+            ),
+        ),
         ("static-js", get("/static/form.js", "accept-encoding: gzip, br\r\nif-none-match: \"x\"\r\n")),
         ("static-css", get("/static/form.css", "")),
+        ("report-reload", get("/report", "accept-language: fr\r\n")),
         ("favicon-delete", b"DELETE /favicon.ico HTTP/1.1\r\nhost: gw\r\n\r\n".to_vec()),
         ("wrong-method", b"PUT /report HTTP/1.1\r\nhost: gw\r\n\r\n".to_vec()),
         ("not-found", get("/v2/reports", "")),
@@ -339,6 +366,11 @@ fn main() {
     for (name, bytes) in &requests {
         write(&dir.join(name), bytes);
     }
+}
+
+/// The record id whose 16 bytes are `n`.
+fn record_id(n: u128) -> RecordId {
+    RecordId::from_bytes(n.to_be_bytes())
 }
 
 /// The fixed fuzz-only signing key, made once and kept in git.
