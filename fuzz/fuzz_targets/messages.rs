@@ -58,7 +58,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(headers::parse_record_id(id.as_bytes()), Some(id));
     }
     if let Some(t) = headers::parse_received_at(data) {
-        assert_eq!(headers::parse_received_at(t.to_string().as_bytes()), Some(t));
+        assert_eq!(
+            headers::parse_received_at(t.to_string().as_bytes()),
+            Some(t)
+        );
     }
     let Ok(text) = std::str::from_utf8(data) else {
         return;

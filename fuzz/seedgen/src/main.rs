@@ -175,7 +175,10 @@ fn main() {
             .encode(),
         ),
         ("ack-answer", AckAnswer { acked: 2 }.encode()),
-        ("receipt-delivered", ReceiptAnswer::delivered(20_000).encode()),
+        (
+            "receipt-delivered",
+            ReceiptAnswer::delivered(20_000).encode(),
+        ),
         ("receipt-queued", ReceiptAnswer::QUEUED.encode()),
         ("receipt-code", receipt.clone().into_bytes()),
         (
