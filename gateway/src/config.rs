@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 mod limits;
 mod values;
 
-use values::{as_millis, as_secs, millis, secs, within};
 pub use limits::LimitsConfig;
+use values::{as_millis, as_secs, millis, secs, within};
 pub use values::{parse_sha256_hex, BackendUrl, LogLevel, LoopbackAddr, Sha256Hex};
 
 /// The largest valid envelope in bytes: a 64 KiB padded plaintext, its AEAD
@@ -677,6 +677,7 @@ mod tests {
         c.listen.cert_key = "/ck".into();
         c.staff.token_sha256 = vec![Sha256Hex([1; 32])];
         c.metrics.token_sha256 = Some(Sha256Hex([2; 32]));
+        c.limits.max_connections_per_client = Some(100);
         let mut f = ForwardConfig::new("https://h.example:9443/in?x=1".parse().unwrap());
         f.ca_file = Some("/ca".into());
         f.client_cert = Some("/cc".into());
@@ -703,7 +704,7 @@ mod tests {
         let c = full();
         let text = toml::to_string(&c).unwrap();
         assert_eq!(parse(&text).unwrap(), c, "{text}");
-        assert_eq!(setting_names().len(), 36);
+        assert_eq!(setting_names().len(), 39);
     }
 
     #[test]
