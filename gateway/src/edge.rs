@@ -17,7 +17,10 @@ use hyper::Response;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use hotline_protocol::Reason;
+
 use crate::http::Resp;
+use crate::metrics::Metrics;
 use crate::ratelimit::ClientBuckets;
 
 /// Each client's share of the connection pool: a count per bucket of the
@@ -192,8 +195,13 @@ impl ResponseBudget {
 
     /// The answer as sent: its body holds its bytes of the budget (and, on
     /// HTTP/2, tells `activity` when it is taken), or, when the budget is
-    /// spent, `overloaded` instead.
-    pub fn hold(&self, resp: Resp, activity: Option<Arc<Activity>>) -> Response<EdgeBody> {
+    /// spent, `overloaded` instead (counted in `metrics`).
+    pub fn hold(
+        &self,
+        resp: Resp,
+        activity: Option<Arc<Activity>>,
+        metrics: &Metrics,
+    ) -> Response<EdgeBody> {
         let len = resp.body().size_hint().exact().unwrap_or(0);
         let resp = if len == 0 {
             resp
@@ -205,13 +213,16 @@ impl ResponseBudget {
                 Some(permit) => {
                     return wrap(resp, Some(permit), activity);
                 }
-                None => crate::http::with_common_headers(
-                    crate::error::ApiError::new(
-                        hotline_protocol::Reason::Overloaded,
-                        "the server is busy; try again shortly",
+                None => {
+                    metrics.rejected(Reason::Overloaded);
+                    crate::http::with_common_headers(
+                        crate::error::ApiError::new(
+                            Reason::Overloaded,
+                            "the server is busy; try again shortly",
+                        )
+                        .into_response(),
                     )
-                    .into_response(),
-                ),
+                }
             }
         };
         wrap(resp, None, activity)
@@ -327,8 +338,11 @@ mod tests {
     async fn an_answer_goes_out_whole_in_pieces() {
         use http_body_util::BodyExt;
         let text = "x".repeat(40_000);
-        let resp = ResponseBudget::new(1 << 16)
-            .hold(crate::http::text(hyper::StatusCode::OK, &text), None);
+        let resp = ResponseBudget::new(1 << 16).hold(
+            crate::http::text(hyper::StatusCode::OK, &text),
+            None,
+            &Metrics::new(),
+        );
         assert_eq!(resp.body().size_hint().exact(), Some(40_000));
         let mut body = resp.into_body();
         let mut got = Vec::new();
@@ -344,13 +358,19 @@ mod tests {
     #[tokio::test]
     async fn answers_beyond_the_budget_are_overloaded_and_bytes_come_back() {
         let budget = ResponseBudget::new(1 << 16);
+        let m = Metrics::new();
         let page = || crate::http::text(hyper::StatusCode::OK, &"x".repeat(40_000));
-        let held = budget.hold(page(), None);
+        let held = budget.hold(page(), None, &m);
         assert_eq!(held.status(), 200);
-        let refused = budget.hold(page(), None);
+        let refused = budget.hold(page(), None, &m);
         assert_eq!(refused.status(), 503);
+        let text = m.render(0, 0);
+        assert!(
+            text.contains("hotline_rejections_total{reason=\"overloaded\"} 1"),
+            "{text}"
+        );
         drop(held);
-        assert_eq!(budget.hold(page(), None).status(), 200);
+        assert_eq!(budget.hold(page(), None, &m).status(), 200);
     }
 
     #[tokio::test]
@@ -362,6 +382,7 @@ mod tests {
         let body = ResponseBudget::new(1 << 16).hold(
             crate::http::text(hyper::StatusCode::OK, "hello"),
             Some(a.clone()),
+            &Metrics::new(),
         );
         drop(handling);
         assert_eq!(a.expired().await, End::Stalled);

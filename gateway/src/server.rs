@@ -411,8 +411,8 @@ async fn serve<S>(
         // Boxed: a stream waiting to send its answer keeps only the answer,
         // not room for the largest handler's state.
         Box::pin(async move {
-            let resp = routes::handle(app, req, peer).await;
-            let resp = budget.hold(resp, activity);
+            let resp = routes::handle(app.clone(), req, peer).await;
+            let resp = budget.hold(resp, activity, &app.metrics);
             drop(handling);
             Ok::<_, std::convert::Infallible>(resp)
         })
