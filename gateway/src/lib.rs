@@ -11,6 +11,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod forward;
 pub mod hardening;

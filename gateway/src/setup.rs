@@ -336,6 +336,14 @@ max_connections = {limits.max_connections}
 per_client_per_minute = {limits.per_client_per_minute}
 per_client_burst = {limits.per_client_burst}
 rate_buckets = {limits.rate_buckets}
+# Connections to the TLS port from one client (keyed hash of its address,
+# held only in memory); unset, an eighth of max_connections.
+# max_connections_per_client = 512
+# An HTTP/2 connection whose answers the peer does not take for this long
+# is closed.
+h2_stall_timeout_secs = {limits.h2_stall_timeout_secs}
+# Bytes of answers held for slow readers at once; beyond it, 503 overloaded.
+response_buffer_bytes = {limits.response_buffer_bytes}
 
 [metrics]
 # Without a token, /metrics answers loopback clients only. Required with
