@@ -28,14 +28,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::{App, Peer};
 use crate::auth::TokenHashes;
 use crate::config::{Config, Engine};
-use crate::edge::{Activity, ConnectionShares, End, ResponseBudget};
+use crate::edge::{Activity, ConnectionShares, End, ResponseBudget, Share};
 use crate::forward::Forwarder;
 use crate::keyset::KeySet;
 use crate::metrics::{ConnectionRejection, Metrics};
@@ -143,12 +143,14 @@ impl Gateway {
                 .map_err(|_| GatewayError::Keys("system random number generator failed".into()))?;
         let edge = Edge {
             permits: permits.clone(),
+            admin: None,
             // The plain port's only client is the local proxy: no shares.
             shares: None,
             budget: ResponseBudget::new(app.limits.response_buffer_bytes),
         };
         let tls_edge = Edge {
             shares: Some(Arc::new(shares)),
+            admin: Some(Arc::new(Semaphore::new(app.limits.admin_connections))),
             ..edge.clone()
         };
         let listeners: Vec<JoinHandle<()>> = std::iter::once((tls, tls_edge))
@@ -158,6 +160,7 @@ impl Gateway {
         let mut background = vec![
             crate::retention::spawn(app.store.clone(), shred_interval, stop.clone()),
             forget_idle_clients(app.clone(), stop.clone()),
+            give_back_memory(stop.clone()),
         ];
         background.extend(forwarder.map(|f| f.spawn(stop.clone())));
 
@@ -233,6 +236,21 @@ fn open_app(config: &Config) -> Result<App, GatewayError> {
     })
 }
 
+/// Gives freed memory back to the system every [`crate::trim::TRIM_INTERVAL`],
+/// so a flood that has left does not keep the process at its size.
+fn give_back_memory(mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::trim::TRIM_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let _ = tokio::task::spawn_blocking(crate::trim::give_back_freed_memory).await;
+        }
+    })
+}
+
 /// Lets the rate limiter drop the state of clients gone quiet, each minute.
 fn forget_idle_clients(app: Arc<App>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -262,8 +280,35 @@ impl Listener {
 #[derive(Debug, Clone)]
 struct Edge {
     permits: Arc<Semaphore>,
+    /// Kept apart for loopback clients (TLS port only).
+    admin: Option<Arc<Semaphore>>,
     shares: Option<Arc<ConnectionShares>>,
     budget: ResponseBudget,
+}
+
+/// A connection's place: a permit of the pool and the client's share (TLS
+/// port), or, for a loopback client of the TLS port when those are full,
+/// one of the few kept for the operator.
+fn admit(edge: &Edge, ip: std::net::IpAddr) -> Option<(OwnedSemaphorePermit, Option<Share>)> {
+    let share = match &edge.shares {
+        Some(shares) => shares.take(ip).map(Some),
+        None => Some(None),
+    };
+    if let Some(share) = share {
+        if let Ok(permit) = edge.permits.clone().try_acquire_owned() {
+            return Some((permit, share));
+        }
+    }
+    match &edge.admin {
+        Some(admin) if is_operator(ip) => admin.clone().try_acquire_owned().ok().map(|p| (p, None)),
+        _ => None,
+    }
+}
+
+/// The operator's own machine: 127.0.0.1 or ::1 (not the rest of
+/// 127.0.0.0/8, which a local proxy or test may use for other clients).
+fn is_operator(ip: std::net::IpAddr) -> bool {
+    ip == std::net::Ipv4Addr::LOCALHOST || ip == std::net::Ipv6Addr::LOCALHOST
 }
 
 async fn accept_loop(
@@ -286,18 +331,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let share = match &edge.shares {
-            Some(shares) => match shares.take(addr.ip()) {
-                Some(share) => Some(share),
-                None => {
-                    app.metrics.connection_refused();
-                    drop(stream);
-                    continue;
-                }
-            },
-            None => None,
-        };
-        let Ok(permit) = edge.permits.clone().try_acquire_owned() else {
+        let Some((permit, share)) = admit(&edge, addr.ip()) else {
             app.metrics.connection_refused();
             drop(stream);
             continue;

@@ -331,6 +331,9 @@ header_timeout_secs = {limits.header_timeout_secs}
 body_timeout_secs = {limits.body_timeout_secs}
 handshake_timeout_secs = {limits.handshake_timeout_secs}
 max_connections = {limits.max_connections}
+# Kept apart for 127.0.0.1 and ::1 on the TLS port (the operator's /healthz,
+# /metrics) when the pool is full.
+admin_connections = {limits.admin_connections}
 # Reports per minute per client, keyed by a secret hash of its address that
 # is held only in memory, in a fixed number of buckets.
 per_client_per_minute = {limits.per_client_per_minute}

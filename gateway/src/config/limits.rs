@@ -46,6 +46,11 @@ pub struct LimitsConfig {
     /// Most open connections; further ones are closed at once.
     #[serde(deserialize_with = "within::<1, 1_000_000, _, _>")]
     pub max_connections: usize,
+    /// Connections kept apart for the operator's own machine (127.0.0.1,
+    /// ::1) on the TLS port (/healthz, /metrics), taken when the pool or
+    /// its share is full, so a flood cannot lock the operator out.
+    #[serde(deserialize_with = "within::<0, 1024, _, _>")]
+    pub admin_connections: usize,
     /// Reports per minute from one client (keyed hash of its address).
     #[serde(deserialize_with = "within::<1, 1_000_000, _, _>")]
     pub per_client_per_minute: u32,
@@ -91,6 +96,7 @@ impl Default for LimitsConfig {
             body_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            admin_connections: 4,
             per_client_per_minute: 30,
             per_client_burst: 20,
             rate_buckets: 16384,
