@@ -709,7 +709,7 @@ mod tests {
         let c = full();
         let text = toml::to_string(&c).unwrap();
         assert_eq!(parse(&text).unwrap(), c, "{text}");
-        assert_eq!(setting_names().len(), 39);
+        assert_eq!(setting_names().len(), 40);
     }
 
     #[test]
