@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod limits;
 mod values;
 
+pub use limits::LimitsConfig;
 use values::{as_millis, as_secs, millis, secs, within};
 pub use values::{parse_sha256_hex, BackendUrl, LogLevel, LoopbackAddr, Sha256Hex};
 
@@ -162,72 +164,6 @@ impl Default for StoreConfig {
             epoch_secs: DAY,
             retention_secs: DAY,
             shred_interval: Duration::from_secs(3600),
-        }
-    }
-}
-
-/// Bounds on every input.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Largest request body in bytes.
-    #[serde(deserialize_with = "within::<LARGEST_ENVELOPE, { 1 << 20 }, _, _>")]
-    pub max_body_bytes: usize,
-    /// Most request headers.
-    #[serde(deserialize_with = "within::<4, 200, _, _>")]
-    pub max_headers: usize,
-    /// Largest total header size in bytes (HTTP/2 header list; HTTP/1 read buffer).
-    #[serde(deserialize_with = "within::<4096, { 1 << 20 }, _, _>")]
-    pub max_header_bytes: usize,
-    /// Time a client may take to send its request headers (also the idle
-    /// time allowed between requests on a kept-alive connection).
-    #[serde(
-        rename = "header_timeout_secs",
-        deserialize_with = "secs::<1, 3600, _>",
-        serialize_with = "as_secs"
-    )]
-    pub header_timeout: Duration,
-    /// Time a client may take to send a whole body.
-    #[serde(
-        rename = "body_timeout_secs",
-        deserialize_with = "secs::<1, 3600, _>",
-        serialize_with = "as_secs"
-    )]
-    pub body_timeout: Duration,
-    /// Time for a TLS handshake.
-    #[serde(
-        rename = "handshake_timeout_secs",
-        deserialize_with = "secs::<1, 3600, _>",
-        serialize_with = "as_secs"
-    )]
-    pub handshake_timeout: Duration,
-    /// Most open connections; further ones are closed at once.
-    #[serde(deserialize_with = "within::<1, 1_000_000, _, _>")]
-    pub max_connections: usize,
-    /// Reports per minute from one client (keyed hash of its address).
-    #[serde(deserialize_with = "within::<1, 1_000_000, _, _>")]
-    pub per_client_per_minute: u32,
-    /// Burst allowance on top of the steady rate.
-    #[serde(deserialize_with = "within::<1, 1_000_000, _, _>")]
-    pub per_client_burst: u32,
-    /// Buckets the keyed client hashes fall into: bounds the limiter's memory.
-    #[serde(deserialize_with = "within::<16, { 1 << 20 }, _, _>")]
-    pub rate_buckets: u32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            max_body_bytes: hotline_protocol::Limits::ENVELOPE.max_input,
-            max_headers: 32,
-            max_header_bytes: 16 * 1024,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            handshake_timeout: Duration::from_secs(10),
-            max_connections: 4096,
-            per_client_per_minute: 30,
-            per_client_burst: 20,
-            rate_buckets: 16384,
         }
     }
 }
@@ -746,6 +682,7 @@ mod tests {
         c.listen.cert_key = "/ck".into();
         c.staff.token_sha256 = vec![Sha256Hex([1; 32])];
         c.metrics.token_sha256 = Some(Sha256Hex([2; 32]));
+        c.limits.max_connections_per_client = Some(100);
         let mut f = ForwardConfig::new("https://h.example:9443/in?x=1".parse().unwrap());
         f.ca_file = Some("/ca".into());
         f.client_cert = Some("/cc".into());
@@ -772,7 +709,7 @@ mod tests {
         let c = full();
         let text = toml::to_string(&c).unwrap();
         assert_eq!(parse(&text).unwrap(), c, "{text}");
-        assert_eq!(setting_names().len(), 36);
+        assert_eq!(setting_names().len(), 40);
     }
 
     #[test]

@@ -131,12 +131,22 @@ pub fn require_cbor(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Most bytes of a refused body read and discarded before answering.
+pub const LINGER_BYTES: u64 = 1 << 20;
+
 /// Reads a whole body within `max` bytes and `timeout`.
+///
+/// A body refused as too large on HTTP/1.1 is first read and thrown away
+/// (up to [`LINGER_BYTES`], within `timeout`), as nginx's lingering close
+/// does: a client that writes its whole body before reading, as most do,
+/// would otherwise meet a reset instead of the 413.
 pub async fn read_body(
     req: Request<Incoming>,
     max: usize,
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
+    let linger = req.version() <= hyper::Version::HTTP_11;
+    let deadline = tokio::time::Instant::now() + timeout;
     let too_large = || {
         ApiError::new(
             Reason::BodyTooLarge,
@@ -149,10 +159,14 @@ pub async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
+        if linger && declared.is_some_and(|n| n <= LINGER_BYTES) {
+            discard(req.into_body(), deadline).await;
+        }
         return Err(too_large());
     }
-    let collect = Limited::new(req.into_body(), max).collect();
-    match tokio::time::timeout(timeout, collect).await {
+    let mut body = req.into_body();
+    let collect = Limited::new(&mut body, max).collect();
+    match tokio::time::timeout_at(deadline, collect).await {
         Err(_) => Err(ApiError::new(
             Reason::BodyTimeout,
             "the body took too long to arrive",
@@ -161,6 +175,9 @@ pub async fn read_body(
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
+            if linger {
+                discard(body, deadline).await;
+            }
             Err(too_large())
         }
         Ok(Err(_)) => Err(ApiError::new(
@@ -169,6 +186,22 @@ pub async fn read_body(
         )),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
+}
+
+/// Reads and drops what is left of a body, up to [`LINGER_BYTES`] in all
+/// and until `deadline`; it ends early at the body's end or an error.
+async fn discard(mut body: Incoming, deadline: tokio::time::Instant) {
+    let mut left = LINGER_BYTES;
+    let drain = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+            left = left.saturating_sub(n);
+            if left == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout_at(deadline, drain).await;
 }
 
 /// The `name=value` pairs of a query string, as sent (not decoded); a pair

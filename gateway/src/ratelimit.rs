@@ -16,11 +16,49 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ring::hmac;
 use ring::rand::SystemRandom;
 
+/// A client's bucket: a keyed hash of its address (IPv6 per /64), mod a
+/// fixed count. The key is drawn at start and held only in memory, so the
+/// bucket says nothing about the address and cannot be aimed at.
+#[derive(Debug)]
+pub struct ClientBuckets {
+    key: hmac::Key,
+    count: u32,
+}
+
+impl ClientBuckets {
+    /// `count` buckets (at least one) under a fresh random key.
+    pub fn new(count: u32) -> Result<Self, ring::error::Unspecified> {
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())?;
+        Ok(ClientBuckets {
+            key,
+            count: count.max(1),
+        })
+    }
+
+    /// How many buckets there are.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The bucket of `ip`, below [`ClientBuckets::count`].
+    pub fn of(&self, ip: IpAddr) -> u32 {
+        let tag = match ip {
+            IpAddr::V4(v4) => hmac::sign(&self.key, &v4.octets()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => hmac::sign(&self.key, &v4.octets()),
+                None => hmac::sign(&self.key, &v6.octets()[..8]),
+            },
+        };
+        let mut first = [0u8; 4];
+        first.copy_from_slice(&tag.as_ref()[..4]);
+        u32::from_be_bytes(first) % self.count
+    }
+}
+
 /// The per-client limiter.
 #[derive(Debug)]
 pub struct ClientLimiter {
-    key: hmac::Key,
-    buckets: u32,
+    buckets: ClientBuckets,
     limiter: DefaultKeyedRateLimiter<u32>,
     clock: DefaultClock,
 }
@@ -32,35 +70,20 @@ impl ClientLimiter {
         burst: u32,
         buckets: u32,
     ) -> Result<Self, ring::error::Unspecified> {
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())?;
         let per_minute = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_minute(per_minute).allow_burst(burst);
         Ok(ClientLimiter {
-            key,
-            buckets: buckets.max(1),
+            buckets: ClientBuckets::new(buckets)?,
             limiter: RateLimiter::keyed(quota),
             clock: DefaultClock::default(),
         })
     }
 
-    fn bucket(&self, ip: IpAddr) -> u32 {
-        let tag = match ip {
-            IpAddr::V4(v4) => hmac::sign(&self.key, &v4.octets()),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => hmac::sign(&self.key, &v4.octets()),
-                None => hmac::sign(&self.key, &v6.octets()[..8]),
-            },
-        };
-        let mut first = [0u8; 4];
-        first.copy_from_slice(&tag.as_ref()[..4]);
-        u32::from_be_bytes(first) % self.buckets
-    }
-
     /// `Ok` if the client may go on, else how long it should wait.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
         self.limiter
-            .check_key(&self.bucket(ip))
+            .check_key(&self.buckets.of(ip))
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 

@@ -2,9 +2,14 @@
 //! told to stop ([`Gateway::serve`]), then drain.
 //!
 //! Each accepted connection takes a permit from a semaphore sized by
-//! `max_connections`; without one it is closed at once, so a flood costs a
-//! socket for a moment, never unbounded memory. The TLS handshake, the request
-//! headers and each body have their own timeouts against slow clients.
+//! `max_connections`, and on the TLS port a place in its client's share of
+//! them ([`crate::edge`]); without both it is closed at once, so a flood
+//! costs a socket for a moment, never unbounded memory, and one address
+//! cannot shut the others out. The TLS handshake, the request headers and
+//! each body have their own timeouts against slow clients. HTTP/2
+//! connections are bounded in streams, windows and buffers, and a watchdog
+//! closes one that goes idle or stops taking its answers; the answer bytes
+//! held at once have a budget (beyond it, 503).
 //!
 //! Stopping is the caller's choice of future (the binary passes SIGTERM or
 //! SIGINT, a test a oneshot channel). Then the gateway stops accepting, tells
@@ -23,13 +28,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::{App, Peer};
 use crate::auth::TokenHashes;
 use crate::config::{Config, Engine};
+use crate::edge::{Activity, ConnectionShares, End, ResponseBudget, Share};
 use crate::forward::Forwarder;
 use crate::keyset::KeySet;
 use crate::metrics::{ConnectionRejection, Metrics};
@@ -132,13 +138,29 @@ impl Gateway {
         } = self;
         let (stop_tx, stop) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(max_connections));
-        let listeners: Vec<JoinHandle<()>> = std::iter::once(tls)
-            .chain(plain)
-            .map(|l| tokio::spawn(accept_loop(l, app.clone(), permits.clone(), stop.clone())))
+        let shares =
+            ConnectionShares::new(app.limits.connections_per_client(), app.limits.rate_buckets)
+                .map_err(|_| GatewayError::Keys("system random number generator failed".into()))?;
+        let edge = Edge {
+            permits: permits.clone(),
+            admin: None,
+            // The plain port's only client is the local proxy: no shares.
+            shares: None,
+            budget: ResponseBudget::new(app.limits.response_buffer_bytes),
+        };
+        let tls_edge = Edge {
+            shares: Some(Arc::new(shares)),
+            admin: Some(Arc::new(Semaphore::new(app.limits.admin_connections))),
+            ..edge.clone()
+        };
+        let listeners: Vec<JoinHandle<()>> = std::iter::once((tls, tls_edge))
+            .chain(plain.map(|p| (p, edge)))
+            .map(|(l, e)| tokio::spawn(accept_loop(l, app.clone(), e, stop.clone())))
             .collect();
         let mut background = vec![
             crate::retention::spawn(app.store.clone(), shred_interval, stop.clone()),
             forget_idle_clients(app.clone(), stop.clone()),
+            give_back_memory(stop.clone()),
         ];
         background.extend(forwarder.map(|f| f.spawn(stop.clone())));
 
@@ -217,6 +239,21 @@ pub fn open_app(config: &Config) -> Result<App, GatewayError> {
     })
 }
 
+/// Gives freed memory back to the system every [`crate::trim::TRIM_INTERVAL`],
+/// so a flood that has left does not keep the process at its size.
+fn give_back_memory(mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::trim::TRIM_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let _ = tokio::task::spawn_blocking(crate::trim::give_back_freed_memory).await;
+        }
+    })
+}
+
 /// Lets the rate limiter drop the state of clients gone quiet, each minute.
 fn forget_idle_clients(app: Arc<App>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -241,10 +278,46 @@ impl Listener {
     }
 }
 
+/// What a listener's connections share: the pool, the per-client shares
+/// (TLS port only) and the answer budget.
+#[derive(Debug, Clone)]
+struct Edge {
+    permits: Arc<Semaphore>,
+    /// Kept apart for loopback clients (TLS port only).
+    admin: Option<Arc<Semaphore>>,
+    shares: Option<Arc<ConnectionShares>>,
+    budget: ResponseBudget,
+}
+
+/// A connection's place: a permit of the pool and the client's share (TLS
+/// port), or, for a loopback client of the TLS port when those are full,
+/// one of the few kept for the operator.
+fn admit(edge: &Edge, ip: std::net::IpAddr) -> Option<(OwnedSemaphorePermit, Option<Share>)> {
+    let share = match &edge.shares {
+        Some(shares) => shares.take(ip).map(Some),
+        None => Some(None),
+    };
+    if let Some(share) = share {
+        if let Ok(permit) = edge.permits.clone().try_acquire_owned() {
+            return Some((permit, share));
+        }
+    }
+    match &edge.admin {
+        Some(admin) if is_operator(ip) => admin.clone().try_acquire_owned().ok().map(|p| (p, None)),
+        _ => None,
+    }
+}
+
+/// The operator's own machine: 127.0.0.1 or ::1 (not the rest of
+/// 127.0.0.0/8, which a local proxy or test may use for other clients).
+fn is_operator(ip: std::net::IpAddr) -> bool {
+    ip == std::net::Ipv4Addr::LOCALHOST || ip == std::net::Ipv6Addr::LOCALHOST
+}
+
 async fn accept_loop(
     listener: Listener,
     app: Arc<App>,
-    permits: Arc<Semaphore>,
+    edge: Edge,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -261,7 +334,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let Some((permit, share)) = admit(&edge, addr.ip()) else {
             app.metrics.connection_refused();
             drop(stream);
             continue;
@@ -270,16 +343,23 @@ async fn accept_loop(
         let app = app.clone();
         let tls = listener.tls.clone();
         let stop = stop.clone();
+        let budget = edge.budget.clone();
         tokio::spawn(async move {
             app.metrics.connection_opened();
             let peer = Peer { ip: addr.ip() };
             match tls {
-                Some(acceptor) => serve_tls(stream, acceptor, app.clone(), peer, stop).await,
+                Some(acceptor) => {
+                    serve_tls(stream, acceptor, app.clone(), budget, peer, stop).await
+                }
                 // Behind a local proxy or onion service: HTTP/1.1.
-                None => serve(TokioIo::new(stream), false, app.clone(), peer, stop).await,
+                None => {
+                    let io = TokioIo::new(stream);
+                    serve(io, false, app.clone(), budget, peer, stop).await
+                }
             }
             app.metrics.connection_closed();
             drop(permit);
+            drop(share);
         });
     }
 }
@@ -288,6 +368,7 @@ async fn serve_tls(
     stream: TcpStream,
     acceptor: TlsAcceptor,
     app: Arc<App>,
+    budget: ResponseBudget,
     peer: Peer,
     stop: watch::Receiver<bool>,
 ) {
@@ -309,7 +390,7 @@ async fn serve_tls(
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve(TokioIo::new(tls), h2, app, peer, stop).await
+            serve(TokioIo::new(tls), h2, app, budget, peer, stop).await
         }
         Ok(Err(_)) => app
             .metrics
@@ -338,30 +419,58 @@ async fn answer_plain_http(mut stream: TcpStream) -> std::io::Result<()> {
 /// Serves one connection: HTTP/2 when TLS negotiated `h2`, else HTTP/1.1.
 /// The HTTP/2 state lives in its own allocation, so the many HTTP/1.1
 /// connections of cheap phones do not carry its size.
-async fn serve<S>(io: TokioIo<S>, h2: bool, app: Arc<App>, peer: Peer, stop: watch::Receiver<bool>)
-where
+async fn serve<S>(
+    io: TokioIo<S>,
+    h2: bool,
+    app: Arc<App>,
+    budget: ResponseBudget,
+    peer: Peer,
+    stop: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = app.limits.clone();
+    let activity = h2.then(|| {
+        Arc::new(Activity::new(
+            limits.header_timeout,
+            limits.h2_stall_timeout,
+        ))
+    });
     // Tells `until_stopped` that the first request has been read.
     let (seen_tx, seen) = watch::channel(false);
+    let watched = activity.clone();
     let service = service_fn(move |req| {
         seen_tx.send_replace(true);
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(routes::handle(app, req, peer).await) }
+        let budget = budget.clone();
+        let activity = watched.clone();
+        let handling = activity.as_ref().map(|a| a.handling());
+        // Boxed: a stream waiting to send its answer keeps only the answer,
+        // not room for the largest handler's state.
+        Box::pin(async move {
+            let resp = routes::handle(app.clone(), req, peer).await;
+            let resp = budget.hold(resp, activity, &app.metrics);
+            drop(handling);
+            Ok::<_, std::convert::Infallible>(resp)
+        })
     });
     let result = if h2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())
-            .max_concurrent_streams(32)
+            .max_concurrent_streams(H2_MAX_STREAMS)
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .max_send_buf_size(H2_SEND_BUFFER)
+            .max_pending_accept_reset_streams(H2_MAX_STREAMS as usize)
+            .max_local_error_reset_streams(Some(H2_MAX_LOCAL_RESETS))
             .keep_alive_interval(Some(limits.header_timeout))
             .keep_alive_timeout(limits.header_timeout);
         let mut conn = Box::pin(builder.serve_connection(io, service));
-        until_stopped(conn.as_mut(), stop, seen)
+        until_stopped(conn.as_mut(), stop, seen, activity.as_deref())
             .await
-            .map_err(|e| e.to_string())
+            .map(|r| r.map_err(|e| e.to_string()))
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -373,14 +482,28 @@ where
             .max_buf_size(limits.max_header_bytes.max(8192))
             .keep_alive(true);
         let conn = pin!(builder.serve_connection(io, service));
-        until_stopped(conn, stop, seen)
+        until_stopped(conn, stop, seen, None)
             .await
-            .map_err(|e| e.to_string())
+            .map(|r| r.map_err(|e| e.to_string()))
     };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "connection ended with an error");
+    match result {
+        Some(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+        None => tracing::debug!("connection closed by the watchdog"),
+        Some(Ok(())) => {}
     }
 }
+
+/// Concurrent streams per HTTP/2 connection.
+const H2_MAX_STREAMS: u32 = 32;
+/// What a client may send on one stream before the handler reads it: one
+/// whole envelope fits.
+const H2_STREAM_WINDOW: u32 = 128 * 1024;
+/// What a client may send on one connection before handlers read it.
+const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
+/// Answer bytes queued per stream beyond what the peer's window takes.
+const H2_SEND_BUFFER: usize = 32 * 1024;
+/// Streams a connection may make us reset (bad frames) before it is closed.
+const H2_MAX_LOCAL_RESETS: usize = 64;
 
 /// Drives a connection; once the stop signal is (or already was) given,
 /// asks it to finish the request it is on and close: HTTP/1.1 answers that
@@ -392,24 +515,49 @@ where
 /// header timeout closes it): hyper closes a connection that has read
 /// nothing at once, and a client that sent its request just after its
 /// handshake would lose it.
+///
+/// With an HTTP/2 `activity`, its watchdog also ends the connection: idle
+/// for the header timeout, a polite close (or, if it never sent a request,
+/// a drop: hyper's HTTP/2 would wait for the preface); answers waiting and
+/// none taken for the stall timeout, a drop. `None` means dropped.
 async fn until_stopped<C>(
     mut conn: Pin<&mut C>,
     mut stop: watch::Receiver<bool>,
     mut seen: watch::Receiver<bool>,
-) -> C::Output
+    activity: Option<&Activity>,
+) -> Option<C::Output>
 where
     C: GracefulConnection,
 {
+    let expired = || async move {
+        match activity {
+            Some(a) => a.expired().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        result = conn.as_mut() => return result,
+        result = conn.as_mut() => return Some(result),
         _ = stop.wait_for(|s| *s) => {}
+        end = expired() => if end == End::Stalled || !*seen.borrow() {
+            return None;
+        },
     }
-    tokio::select! {
-        result = conn.as_mut() => return result,
-        _ = seen.wait_for(|s| *s) => {}
+    if !*seen.borrow() {
+        tokio::select! {
+            result = conn.as_mut() => return Some(result),
+            _ = seen.wait_for(|s| *s) => {}
+            _ = expired() => return None,
+        }
+    }
+    // The idle clock starts again: the polite close has that long.
+    if let Some(a) = activity {
+        a.touch();
     }
     conn.as_mut().graceful_shutdown();
-    conn.await
+    tokio::select! {
+        result = conn => Some(result),
+        _ = expired() => None,
+    }
 }
 
 #[cfg(test)]

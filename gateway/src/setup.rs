@@ -331,11 +331,22 @@ header_timeout_secs = {limits.header_timeout_secs}
 body_timeout_secs = {limits.body_timeout_secs}
 handshake_timeout_secs = {limits.handshake_timeout_secs}
 max_connections = {limits.max_connections}
+# Kept apart for 127.0.0.1 and ::1 on the TLS port (the operator's /healthz,
+# /metrics) when the pool is full.
+admin_connections = {limits.admin_connections}
 # Reports per minute per client, keyed by a secret hash of its address that
 # is held only in memory, in a fixed number of buckets.
 per_client_per_minute = {limits.per_client_per_minute}
 per_client_burst = {limits.per_client_burst}
 rate_buckets = {limits.rate_buckets}
+# Connections to the TLS port from one client (keyed hash of its address,
+# held only in memory); unset, an eighth of max_connections.
+# max_connections_per_client = 512
+# An HTTP/2 connection whose answers the peer does not take for this long
+# is closed.
+h2_stall_timeout_secs = {limits.h2_stall_timeout_secs}
+# Bytes of answers held for slow readers at once; beyond it, 503 overloaded.
+response_buffer_bytes = {limits.response_buffer_bytes}
 
 [metrics]
 # Without a token, /metrics answers loopback clients only. Required with

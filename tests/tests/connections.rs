@@ -57,7 +57,12 @@ fn healthz() -> Request<Empty<Bytes>> {
 
 #[test]
 fn open_connections_stay_within_the_memory_budget_and_are_served() {
-    let mut gw = Gateway::install(|c| c.limits.header_timeout = Duration::from_secs(120));
+    let mut gw = Gateway::install(|c| {
+        c.limits.header_timeout = Duration::from_secs(120);
+        // Every connection comes from 127.0.0.1: it may take the whole pool.
+        c.limits.max_connections_per_client = Some(c.limits.max_connections);
+        c.limits.admin_connections = 0;
+    });
     gw.start();
     let idle = gw.rss_kib();
     let rt = runtime();
@@ -125,7 +130,12 @@ fn open_connections_stay_within_the_memory_budget_and_are_served() {
 
 #[test]
 fn connections_beyond_the_cap_are_closed_and_the_gateway_recovers() {
-    let mut gw = Gateway::install(|c| c.limits.max_connections = 20);
+    let mut gw = Gateway::install(|c| {
+        c.limits.max_connections = 20;
+        c.limits.max_connections_per_client = Some(20);
+        // 127.0.0.1 is the operator's: no connections kept apart for it here.
+        c.limits.admin_connections = 0;
+    });
     gw.start();
     let rt = runtime();
     let addr = gw.addr.unwrap();

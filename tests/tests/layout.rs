@@ -278,3 +278,34 @@ fn the_checker_finds_a_circle_and_expands_groups() {
         ]
     );
 }
+
+#[test]
+fn unsafe_code_is_only_in_the_one_justified_module() {
+    // Only gateway/src/trim.rs (one call into glibc) may allow unsafe code;
+    // every other crate root forbids it.
+    let allowed = hotline_e2e::workspace().join("gateway/src/trim.rs");
+    let mut found = Vec::new();
+    for dir in src_dirs() {
+        let mut files = Vec::new();
+        rust_files(&dir, &mut files);
+        for f in files.into_iter().filter(|f| *f != allowed) {
+            let code = code_of(&std::fs::read_to_string(&f).unwrap());
+            if ["unsafe {", "unsafe fn", "unsafe impl", "allow(unsafe_code)"]
+                .iter()
+                .any(|w| code.contains(w))
+            {
+                found.push(f.display().to_string());
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "unsafe code outside gateway/src/trim.rs: {found:#?}"
+    );
+    let trim = std::fs::read_to_string(&allowed).unwrap();
+    assert_eq!(
+        trim.matches("unsafe {").count(),
+        1,
+        "trim.rs holds exactly one unsafe block"
+    );
+}
