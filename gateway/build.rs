@@ -12,7 +12,11 @@ use std::{env, fs};
 mod translations;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web/i18n");
+    // Read at run time, not baked in with env!: a build script binary can be
+    // reused by a checkout at another path.
+    let manifest = env::var_os("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|| panic!("cargo sets CARGO_MANIFEST_DIR for build scripts"));
+    let dir = Path::new(&manifest).join("../clients/web/i18n");
     println!("cargo:rerun-if-changed={}", dir.display());
     println!("cargo:rerun-if-changed=build/translations.rs");
     let mut langs: Vec<(String, Vec<(String, String)>)> = fs::read_dir(&dir)
