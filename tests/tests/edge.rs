@@ -19,10 +19,10 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 
 /// DESIGN.md: 64 MiB for the gateway under its connection load.
+const BUDGET_KIB: u64 = 64 * 1024;
 /// How far above idle RSS may stay once the attackers have left (KiB):
 /// the allocator's bookkeeping and a few pages it keeps.
 const RETURNED_MARGIN_KIB: u64 = 12 * 1024;
-const BUDGET_KIB: u64 = 64 * 1024;
 /// Attacking connections, each with the most streams the gateway allows.
 const ATTACKERS: usize = 300;
 const STREAMS: usize = 32;
