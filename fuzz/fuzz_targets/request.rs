@@ -22,9 +22,9 @@ use std::time::Duration;
 use hotline_gateway::app::{App, Peer};
 use hotline_gateway::config::Config;
 use hotline_gateway::routes;
-use hotline_gateway::server::open_app;
+use hotline_gateway::server::{http1_builder, open_app};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -119,14 +119,8 @@ fuzz_target!(|data: &[u8]| {
                 }
             });
             let conn = tokio::spawn(async move {
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.header_timeout)
-                    .max_headers(limits.max_headers.saturating_mul(2))
-                    .max_buf_size(limits.max_header_bytes.max(8192))
-                    .half_close(true)
-                    .keep_alive(true);
+                let mut builder = http1_builder(&limits);
+                builder.half_close(true);
                 let _ = builder
                     .serve_connection(TokioIo::new(server), service)
                     .await;

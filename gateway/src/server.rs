@@ -34,7 +34,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::{App, Peer};
 use crate::auth::TokenHashes;
-use crate::config::{Config, Engine};
+use crate::config::{Config, Engine, LimitsConfig};
 use crate::edge::{Activity, ConnectionShares, End, ResponseBudget, Share};
 use crate::forward::Forwarder;
 use crate::keyset::KeySet;
@@ -364,6 +364,21 @@ async fn accept_loop(
     }
 }
 
+/// HTTP/1.1 as the gateway serves it, with the configured bounds; the
+/// request fuzz target serves through the same builder.
+pub fn http1_builder(limits: &LimitsConfig) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // The hard cap is twice the configured one: between the two, the
+        // handler answers 431 with the protocol's error body.
+        .max_headers(limits.max_headers.saturating_mul(2))
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+}
+
 async fn serve_tls(
     stream: TcpStream,
     acceptor: TlsAcceptor,
@@ -472,16 +487,7 @@ async fn serve<S>(
             .await
             .map(|r| r.map_err(|e| e.to_string()))
     } else {
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            // The hard cap is twice the configured one: between the two, the
-            // handler answers 431 with the protocol's error body.
-            .max_headers(limits.max_headers.saturating_mul(2))
-            .max_buf_size(limits.max_header_bytes.max(8192))
-            .keep_alive(true);
-        let conn = pin!(builder.serve_connection(io, service));
+        let conn = pin!(http1_builder(&limits).serve_connection(io, service));
         until_stopped(conn, stop, seen, None)
             .await
             .map(|r| r.map_err(|e| e.to_string()))
